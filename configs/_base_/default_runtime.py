@@ -1,0 +1,30 @@
+default_scope = 'lisakit'
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='ReasonSegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=10),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # Keeps the latest epoch (for --resume) and the best val cIoU checkpoint, both with
+    # optimizer, scheduler and message hub (metrics). For best-only set interval=-1,
+    # save_last=False.
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='cIoU',
+                    rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='ReasonSegVisualizationHook', draw=False),
+)
+custom_hooks = [
+    dict(type='TrainingHistoryHook'),
+    dict(type='EarlyStoppingHook', monitor='cIoU', rule='greater', patience=5, min_delta=0.001),
+]
+randomness = dict(seed=0)

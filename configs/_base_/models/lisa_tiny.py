@@ -1,0 +1,45 @@
+# A tiny LISA with random weights, for CPU demos and tests: a 2-layer LLaVA (CLIP
+# 32 px / patch 8 -> 16 visual tokens, LLaMA hidden 128), a 2-block SAM encoder
+# (64 px / patch 4 -> 16 x 16 embedding, 64 channels) and a 64-d SAM decoder.
+# As in the real recipe, the LLM base is frozen and trained through LoRA.
+sam_input_size = 64
+prompt_dim = 64
+model = dict(
+    type='LISA',
+    data_preprocessor=dict(type='LISADataPreprocessor'),
+    backbone=dict(
+        type='LlavaBackbone',
+        tokenizer=dict(type='WordTokenizer'),
+        llava_config=dict(
+            vision_config=dict(
+                model_type='clip_vision_model', hidden_size=64, intermediate_size=128,
+                num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8),
+            text_config=dict(
+                model_type='llama', hidden_size=128, intermediate_size=256,
+                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                max_position_embeddings=256),
+            vision_feature_layer=-2,
+            vision_feature_select_strategy='default',
+        ),
+        freeze_vision_tower=True,
+        freeze_projector=True,
+        freeze_language_model=True,
+        lora=dict(r=8, alpha=16, dropout=0.05,
+                  target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj']),
+    ),
+    sam_encoder=dict(
+        type='SAMImageEncoder',
+        arch=dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1, ), patch_size=4,
+                  window_size=8, out_chans=prompt_dim),
+        img_size=sam_input_size,
+        frozen=True,
+    ),
+    neck=dict(type='SegProjector', out_channels=prompt_dim),
+    head=dict(
+        type='SAMHead', embed_dim=prompt_dim, image_embedding_size=sam_input_size // 4,
+        input_image_size=sam_input_size, mask_in_chans=4, decoder_depth=2, decoder_mlp_dim=256,
+        decoder_num_heads=2, iou_head_hidden_dim=64),
+    loss_ce=dict(type='LMCrossEntropyLoss', loss_weight=1.0),
+    loss_bce=dict(type='MaskBCELoss', loss_weight=2.0),
+    loss_dice=dict(type='DiceLoss', loss_weight=0.5),
+)

@@ -1,0 +1,242 @@
+"""A procedurally generated reasoning-segmentation dataset of coloured shapes.
+
+Every image holds 2-4 shapes of distinct colours and distinct kinds; every query
+names exactly one of them, and only reading the query tells which: by colour
+("the red shape"), kind ("the triangle"), position ("which shape is closest to the
+left edge?"), size ("which shape is the largest?"), an implicit property ("which
+shape has the most corners?") or a relation ("which shape is nearest to the blue
+one?"). Samples are deterministic functions of (seed, split, index), so train and
+val differ and runs repeat exactly. Images and masks are rendered on access.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from PIL import Image, ImageDraw
+
+from lisakit.registry import DATASETS
+from lisakit.utils.constants import SEG_TOKEN
+
+from .templates import ANSWER_LIST, LONG_QUESTION_LIST, SHORT_QUESTION_LIST
+
+#: Shape kinds and their number of corners.
+SHAPE_CORNERS = {'circle': 0, 'triangle': 3, 'square': 4, 'pentagon': 5, 'hexagon': 6}
+#: Colour names and RGB values.
+COLORS = {'red': (220, 50, 50), 'green': (50, 180, 70), 'blue': (50, 90, 230),
+          'yellow': (235, 215, 50), 'purple': (160, 70, 200)}
+BACKGROUND = (30, 30, 30)
+SPLIT_CODES = {'train': 0, 'val': 1, 'test': 2}
+#: Shape radius range as a fraction of the image side, and the gap between shapes.
+RADIUS_RANGE = (0.09, 0.17)
+MIN_SHAPE_GAP = 2
+#: A query is used only if its answer beats the runner-up by this many pixels.
+MIN_MARGIN = 3
+MAX_PLACEMENT_TRIES = 200
+
+POSITION_SENTENCES = {
+    'left': 'Which shape is closest to the left edge of the image?',
+    'right': 'Which shape is closest to the right edge of the image?',
+    'top': 'Which shape is closest to the top of the image?',
+    'bottom': 'Which shape is closest to the bottom of the image?',
+}
+SIZE_SENTENCES = {'largest': 'Which shape is the largest?',
+                  'smallest': 'Which shape is the smallest?'}
+CORNER_SENTENCES = {'most': 'Which shape has the most corners?',
+                    'fewest': 'Which shape has the fewest corners?'}
+RELATION_SENTENCE = 'Which shape is nearest to the {color} one?'
+#: Default mix of query types.
+DEFAULT_QUERY_WEIGHTS = dict(color=1.0, shape=1.0, position=1.0, size=1.0, corners=1.0,
+                             relation=1.0)
+
+
+def corpus() -> list[str]:
+    """Every query text the dataset can produce (for building a tokenizer)."""
+    texts = [f'{c} shape' for c in COLORS] + list(SHAPE_CORNERS)
+    texts += list(POSITION_SENTENCES.values()) + list(SIZE_SENTENCES.values())
+    texts += list(CORNER_SENTENCES.values())
+    return texts + [RELATION_SENTENCE.format(color=c) for c in COLORS]
+
+
+def _margin_pick(values: np.ndarray, largest: bool) -> Optional[int]:
+    """Index of the extreme value if it beats the runner-up by ``MIN_MARGIN``."""
+    order = np.argsort(values)
+    best, second = (order[-1], order[-2]) if largest else (order[0], order[1])
+    return int(best) if abs(values[best] - values[second]) >= MIN_MARGIN else None
+
+
+# Each query maker returns (target index, text, is_sentence) or None if ambiguous.
+def _query_color(shapes, rng):
+    i = int(rng.integers(len(shapes)))
+    return i, f'{shapes[i]["color"]} shape', False
+
+
+def _query_shape(shapes, rng):
+    i = int(rng.integers(len(shapes)))
+    return i, shapes[i]['kind'], False
+
+
+def _query_position(shapes, rng):
+    side = str(rng.choice(list(POSITION_SENTENCES)))
+    key = 'cx' if side in ('left', 'right') else 'cy'
+    i = _margin_pick(np.array([s[key] for s in shapes]), largest=side in ('right', 'bottom'))
+    return None if i is None else (i, POSITION_SENTENCES[side], True)
+
+
+def _query_size(shapes, rng):
+    which = str(rng.choice(list(SIZE_SENTENCES)))
+    i = _margin_pick(np.array([s['r'] for s in shapes]), largest=which == 'largest')
+    return None if i is None else (i, SIZE_SENTENCES[which], True)
+
+
+def _query_corners(shapes, rng):
+    which = str(rng.choice(list(CORNER_SENTENCES)))
+    corners = [SHAPE_CORNERS[s['kind']] for s in shapes]
+    i = int(np.argmax(corners) if which == 'most' else np.argmin(corners))
+    return i, CORNER_SENTENCES[which], True
+
+
+def _query_relation(shapes, rng):
+    if len(shapes) < 3:
+        return None
+    ref = int(rng.integers(len(shapes)))
+    dist = np.array([np.hypot(s['cx'] - shapes[ref]['cx'], s['cy'] - shapes[ref]['cy'])
+                     for s in shapes])
+    dist[ref] = np.inf
+    i = _margin_pick(-dist, largest=True)
+    text = RELATION_SENTENCE.format(color=shapes[ref]['color'])
+    return None if i is None else (i, text, True)
+
+
+QUERY_MAKERS: dict[str, Callable] = dict(
+    color=_query_color, shape=_query_shape, position=_query_position, size=_query_size,
+    corners=_query_corners, relation=_query_relation)
+
+
+def _place_shapes(rng: np.random.Generator, img_size: int, num: int) -> list[dict]:
+    """Non-overlapping shapes of distinct colours and kinds."""
+    kinds = rng.choice(list(SHAPE_CORNERS), size=num, replace=False)
+    colors = rng.choice(list(COLORS), size=num, replace=False)
+    shapes: list[dict] = []
+    for kind, color in zip(kinds, colors):
+        for _ in range(MAX_PLACEMENT_TRIES):
+            r = float(rng.uniform(*RADIUS_RANGE) * img_size)
+            cx, cy = rng.uniform(r + 1, img_size - r - 1, size=2)
+            if all(np.hypot(cx - s['cx'], cy - s['cy']) > r + s['r'] + MIN_SHAPE_GAP
+                   for s in shapes):
+                shapes.append(dict(kind=str(kind), color=str(color), cx=float(cx),
+                                   cy=float(cy), r=r, angle=float(rng.uniform(0, 2 * np.pi))))
+                break
+    return shapes
+
+
+def _outline(shape: dict) -> list[tuple[float, float]]:
+    """Polygon vertices of a shape (a circle is returned as an empty list)."""
+    n = SHAPE_CORNERS[shape['kind']]
+    angles = shape['angle'] + 2 * np.pi * np.arange(n) / max(n, 1)
+    return [(shape['cx'] + shape['r'] * np.cos(a), shape['cy'] + shape['r'] * np.sin(a))
+            for a in angles]
+
+
+def _draw(draw: ImageDraw.ImageDraw, shape: dict, fill) -> None:
+    if shape['kind'] == 'circle':
+        cx, cy, r = shape['cx'], shape['cy'], shape['r']
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    else:
+        draw.polygon(_outline(shape), fill=fill)
+
+
+def render_scene(shapes: Sequence[dict], img_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Render an RGB image (H, W, 3) and one uint8 mask per shape (K, H, W)."""
+    image = Image.new('RGB', (img_size, img_size), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    masks = []
+    for shape in shapes:
+        _draw(draw, shape, COLORS[shape['color']])
+        mask = Image.new('L', (img_size, img_size), 0)
+        _draw(ImageDraw.Draw(mask), shape, 1)
+        masks.append(np.asarray(mask))
+    return np.array(image), np.stack(masks)
+
+
+@DATASETS.register_module()
+class ShapesReasonSegDataset(BaseDataset):
+    """Generated images of coloured shapes with queries that need reading.
+
+    Args:
+        num_samples: Number of samples in the split.
+        split: ``'train'``, ``'val'`` or ``'test'`` (different scenes per split).
+        seed: Base seed; the same seed gives the same samples.
+        img_size: Image side in pixels.
+        num_shapes: Inclusive (min, max) shapes per image (at most 5).
+        query_weights: Relative frequency of each query type (keys of
+            :data:`QUERY_MAKERS`); defaults to uniform.
+        answers: Answer templates with one ``<SEG>`` each (LISA's list for training;
+            use ``['<SEG>.']`` for LISA-style validation).
+        short_questions: Templates with ``{class_name}``.
+        long_questions: Templates with ``{sent}``.
+        **kwargs: ``pipeline``, ``indices`` (e.g. ``max_train_samples``),
+            ``test_mode``, ``lazy_init``, ... of mmengine's ``BaseDataset``.
+    """
+
+    METAINFO = dict(classes=('shape', ))
+
+    def __init__(self, num_samples: int = 1000, split: str = 'train', seed: int = 0,
+                 img_size: int = 64, num_shapes: Sequence[int] = (2, 4),
+                 query_weights: Optional[dict] = None,
+                 answers: Sequence[str] = tuple(ANSWER_LIST),
+                 short_questions: Sequence[str] = tuple(SHORT_QUESTION_LIST),
+                 long_questions: Sequence[str] = tuple(LONG_QUESTION_LIST), **kwargs) -> None:
+        if split not in SPLIT_CODES:
+            raise ValueError(f'split={split!r}; expected one of {sorted(SPLIT_CODES)}.')
+        weights = dict(DEFAULT_QUERY_WEIGHTS if query_weights is None else query_weights)
+        unknown = set(weights) - set(QUERY_MAKERS)
+        if unknown:
+            raise ValueError(f'query_weights has unknown types {sorted(unknown)}; expected '
+                             f'keys from {sorted(QUERY_MAKERS)}.')
+        if any(SEG_TOKEN not in a for a in answers):
+            raise ValueError(f'Every answer template must contain {SEG_TOKEN!r}; got {answers}.')
+        lo, hi = num_shapes
+        if not 2 <= lo <= hi <= len(SHAPE_CORNERS):
+            raise ValueError(f'num_shapes={num_shapes} must satisfy 2 <= min <= max <= '
+                             f'{len(SHAPE_CORNERS)}.')
+        self.num_samples, self.split, self.seed = num_samples, split, seed
+        self.img_size, self.num_shapes = img_size, (lo, hi)
+        names = sorted(weights)
+        probs = np.array([weights[n] for n in names], dtype=float)
+        self.query_types, self.query_probs = names, probs / probs.sum()
+        self.answers, self.short_questions = list(answers), list(short_questions)
+        self.long_questions = list(long_questions)
+        super().__init__(ann_file='', **kwargs)
+
+    def _make_sample(self, idx: int) -> dict:
+        rng = np.random.default_rng([self.seed, SPLIT_CODES[self.split], idx])
+        while True:
+            shapes = _place_shapes(rng, self.img_size,
+                                   int(rng.integers(self.num_shapes[0], self.num_shapes[1] + 1)))
+            qtype = str(rng.choice(self.query_types, p=self.query_probs))
+            query = QUERY_MAKERS[qtype](shapes, rng) if len(shapes) >= 2 else None
+            if query is not None:
+                break
+        target, text, is_sentence = query
+        if is_sentence:
+            question = str(rng.choice(self.long_questions)).format(sent=text)
+        else:
+            question = str(rng.choice(self.short_questions)).format(class_name=text)
+        return dict(sample_idx=idx, img_path=None, shapes=shapes, target=target,
+                    question=question, answer=str(rng.choice(self.answers)),
+                    query_type=qtype, is_sentence=is_sentence)
+
+    def load_data_list(self) -> list[dict]:
+        """Generate the scene descriptions (images are rendered on access)."""
+        return [self._make_sample(i) for i in range(self.num_samples)]
+
+    def get_data_info(self, idx: int) -> dict:
+        """Scene description plus the rendered ``img`` and ``gt_masks`` (1, H, W)."""
+        info = super().get_data_info(idx)
+        img, masks = render_scene(info['shapes'], self.img_size)
+        info['img'] = img
+        info['gt_masks'] = masks[info['target']][None]
+        info['all_masks'] = masks
+        return info

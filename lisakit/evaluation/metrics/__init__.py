@@ -1,0 +1,3 @@
+from .reasonseg_metric import ReasonSegMetric
+
+__all__ = ['ReasonSegMetric']

@@ -1,0 +1,4 @@
+from .llava import LlavaBackbone
+from .sam_encoder import SAMImageEncoder
+
+__all__ = ['LlavaBackbone', 'SAMImageEncoder']

@@ -1,0 +1,221 @@
+"""LLaVA backbone: a Hugging Face ``LlavaForConditionalGeneration`` with ``<SEG>``.
+
+The wrapper owns the tokenizer additions (``<image>``, ``<SEG>``), the freezing of
+its parts, optional LoRA (peft), the expansion of the single ``<image>`` placeholder
+into one token per visual feature, and the selection of the hidden states that
+*predict* each ``<SEG>`` (LISA uses the state at the position just before
+``<SEG>``, i.e. the one whose logits emit it).
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+from lisakit.registry import MODELS
+from lisakit.tokenizers import build_tokenizer
+from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX, SEG_TOKEN
+
+#: LoRA target modules of the LLaMA attention, as in lisakit's default recipe.
+DEFAULT_LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj')
+
+
+def _lora_target_regex(target_modules: Sequence[str]) -> str:
+    """A peft ``target_modules`` regex restricted to the language model."""
+    names = '|'.join(target_modules)
+    return rf'.*language_model.*\.({names})$'
+
+
+@MODELS.register_module()
+class LlavaBackbone(BaseModule):
+    """A LLaVA vision-language model that emits ``<SEG>`` hidden states.
+
+    Args:
+        tokenizer: Tokenizer config (see :func:`lisakit.tokenizers.build_tokenizer`).
+        pretrained: Local folder of a Hugging Face LLaVA checkpoint. Mutually
+            exclusive with ``llava_config``.
+        llava_config: Keyword arguments of ``transformers.LlavaConfig`` for a randomly
+            initialised model (``vision_config`` / ``text_config`` as dicts with
+            ``model_type``). ``vocab_size``, ``image_token_id`` and ``pad_token_id``
+            are filled in from the tokenizer.
+        seg_token: Text of the segmentation token.
+        image_token: Text of the image placeholder token.
+        freeze_vision_tower: Keep the CLIP tower frozen.
+        freeze_projector: Keep the multimodal projector frozen.
+        freeze_language_model: Keep the LLM (embeddings, layers, LM head) frozen.
+        lora: ``None`` or a dict with ``r``, ``alpha``, ``dropout``, ``target_modules``,
+            ``bias`` for a peft LoRA on the language model only.
+        torch_dtype: Parameter dtype name (``'float32'``, ``'bfloat16'``, ...).
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self,
+                 tokenizer: Union[str, dict],
+                 pretrained: Optional[str] = None,
+                 llava_config: Optional[dict] = None,
+                 seg_token: str = SEG_TOKEN,
+                 image_token: str = IMAGE_TOKEN,
+                 freeze_vision_tower: bool = True,
+                 freeze_projector: bool = True,
+                 freeze_language_model: bool = True,
+                 lora: Optional[dict] = None,
+                 torch_dtype: str = 'float32',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.tokenizer = build_tokenizer(tokenizer, seg_token, image_token)
+        self.seg_token_id = self.tokenizer.convert_tokens_to_ids(seg_token)
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token)
+        dtype = getattr(torch, torch_dtype)
+        model = self._build_hf_model(pretrained, llava_config, dtype)
+        model.resize_token_embeddings(len(self.tokenizer))
+        model.config.image_token_id = self.image_token_id
+        self.num_image_tokens = self._count_image_tokens(model.config)
+        self.llava = self._setup_trainable(model, freeze_vision_tower, freeze_projector,
+                                           freeze_language_model, lora)
+
+    # ------------------------------------------------------------------ build
+    def _build_hf_model(self, pretrained: Optional[str], llava_config: Optional[dict],
+                        dtype: torch.dtype) -> LlavaForConditionalGeneration:
+        if (pretrained is None) == (llava_config is None):
+            raise ValueError('LlavaBackbone needs exactly one of `pretrained` (a local HF '
+                             'folder) or `llava_config` (a dict for transformers.LlavaConfig); '
+                             f'got pretrained={pretrained!r}, llava_config='
+                             f'{"set" if llava_config else None}.')
+        if pretrained is not None:
+            if not os.path.isdir(pretrained):
+                raise FileNotFoundError(
+                    f'model.backbone.pretrained={pretrained!r} is not a local folder. lisakit '
+                    'never downloads: point it to a Hugging Face LLaVA folder on disk.')
+            return LlavaForConditionalGeneration.from_pretrained(
+                pretrained, local_files_only=True, dtype=dtype)
+        cfg = dict(llava_config)
+        text_cfg = dict(cfg.pop('text_config'))
+        text_cfg.setdefault('vocab_size', len(self.tokenizer))
+        text_cfg.setdefault('pad_token_id', self.tokenizer.pad_token_id)
+        config = LlavaConfig(text_config=text_cfg, image_token_id=self.image_token_id, **cfg)
+        return LlavaForConditionalGeneration(config).to(dtype)
+
+    @staticmethod
+    def _count_image_tokens(config: LlavaConfig) -> int:
+        """Visual features per image: patches, plus CLS under the 'full' strategy."""
+        vision = config.vision_config
+        patches = (vision.image_size // vision.patch_size)**2
+        return patches + int(config.vision_feature_select_strategy == 'full')
+
+    def _setup_trainable(self, model: LlavaForConditionalGeneration, freeze_vision_tower: bool,
+                         freeze_projector: bool, freeze_language_model: bool,
+                         lora: Optional[dict]) -> torch.nn.Module:
+        """Freeze parts as configured and optionally add LoRA to the language model."""
+        model.requires_grad_(False)
+        if lora is not None:
+            from peft import LoraConfig, get_peft_model
+            lora = dict(lora)
+            targets = lora.pop('target_modules', DEFAULT_LORA_TARGETS)
+            model = get_peft_model(model, LoraConfig(
+                r=lora.pop('r', 8), lora_alpha=lora.pop('alpha', 16),
+                lora_dropout=lora.pop('dropout', 0.05), bias=lora.pop('bias', 'none'),
+                target_modules=_lora_target_regex(targets), **lora))
+        hf = model.get_base_model() if lora is not None else model
+        hf.model.vision_tower.requires_grad_(not freeze_vision_tower)
+        hf.model.multi_modal_projector.requires_grad_(not freeze_projector)
+        if not freeze_language_model:
+            hf.model.language_model.requires_grad_(True)
+            hf.lm_head.requires_grad_(True)
+        return model
+
+    # --------------------------------------------------------------- helpers
+    @property
+    def hf_model(self) -> LlavaForConditionalGeneration:
+        """The underlying ``LlavaForConditionalGeneration`` (inside peft if LoRA)."""
+        get_base = getattr(self.llava, 'get_base_model', None)
+        return get_base() if get_base is not None else self.llava
+
+    @property
+    def hidden_size(self) -> int:
+        """Hidden size D of the language model."""
+        return self.hf_model.config.text_config.hidden_size
+
+    def expand_image_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                            labels: Optional[torch.Tensor] = None) -> tuple:
+        """Replace the single ``<image>`` of each row by one token per visual feature.
+
+        Args:
+            input_ids: (B, L) ids with exactly one ``<image>`` token per row.
+            attention_mask: (B, L).
+            labels: (B, L) or None.
+
+        Returns:
+            ``(input_ids, attention_mask, labels)`` of length L - 1 + num_image_tokens;
+            the new label positions are ignored.
+        """
+        counts = (input_ids == self.image_token_id).sum(dim=1)
+        if not bool((counts == 1).all()):
+            raise ValueError(f'Each sample must contain exactly one {IMAGE_TOKEN!r} token '
+                             f'before expansion; got counts {counts.tolist()}. Put one '
+                             f'{IMAGE_TOKEN!r} in every question.')
+        pos = (input_ids == self.image_token_id).int().argmax(dim=1)  # (B,)
+        n_extra = self.num_image_tokens - 1
+        # index map into the original row: position j of the new row reads old[src[j]]
+        new_len = input_ids.shape[1] + n_extra
+        j = torch.arange(new_len, device=input_ids.device)[None]  # (1, L')
+        src = torch.where(j <= pos[:, None], j,
+                          torch.clamp(j - n_extra, min=pos[:, None]))  # (B, L')
+        is_img = (j >= pos[:, None]) & (j <= pos[:, None] + n_extra)
+        ids = torch.where(is_img, self.image_token_id, input_ids.gather(1, src))
+        mask = attention_mask.gather(1, src)
+        if labels is not None:
+            labels = torch.where(is_img, LM_IGNORE_INDEX, labels.gather(1, src))
+        return ids, mask, labels
+
+    def seg_hidden_states(self, hidden_states: torch.Tensor,
+                          input_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Hidden states that predict each ``<SEG>``, grouped per sample.
+
+        Args:
+            hidden_states: (B, L', D) final (normed) hidden states.
+            input_ids: (B, L') expanded ids, aligned with ``hidden_states``.
+
+        Returns:
+            A list of B tensors of shape (n_i, D), in ``<SEG>`` order.
+        """
+        is_seg = input_ids == self.seg_token_id  # (B, L')
+        if bool(is_seg[:, 0].any()):
+            raise ValueError(f'{SEG_TOKEN!r} cannot be the first token: no state predicts it.')
+        predicts_seg = torch.roll(is_seg, shifts=-1, dims=1)  # position p-1 predicts p
+        predicts_seg[:, -1] = False
+        return [hidden_states[b][predicts_seg[b]] for b in range(hidden_states.shape[0])]
+
+    # --------------------------------------------------------------- forward
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                pixel_values: torch.Tensor, labels: Optional[torch.Tensor] = None) -> dict:
+        """Run LLaVA on a batch.
+
+        Args:
+            input_ids: (B, L) ids with one ``<image>`` per row.
+            attention_mask: (B, L), 1 for real tokens.
+            pixel_values: (B, 3, S, S) CLIP-preprocessed images.
+            labels: (B, L) LM labels (``-100`` = ignored) or None.
+
+        Returns:
+            A dict with ``logits`` (B, L', V), ``hidden_states`` (B, L', D),
+            ``input_ids`` / ``labels`` (B, L') expanded, and ``seg_embeds``
+            (list of (n_i, D)).
+        """
+        ids, mask, labels = self.expand_image_tokens(input_ids, attention_mask, labels)
+        hf = self.hf_model
+        pixel_values = pixel_values.to(hf.dtype)
+        out = hf.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values)
+        hidden = out.last_hidden_state  # (B, L', D), after the final norm
+        logits = hf.lm_head(hidden)  # (B, L', V)
+        return dict(logits=logits, hidden_states=hidden, input_ids=ids, labels=labels,
+                    seg_embeds=self.seg_hidden_states(hidden, ids))
+
+    def log_trainable(self) -> None:
+        """Log trainable / total parameters of the backbone once."""
+        total = sum(p.numel() for p in self.parameters())
+        train = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        print_log(f'LlavaBackbone: {train:,} trainable / {total:,} parameters', logger='current')

@@ -1,0 +1,85 @@
+"""SAM image encoder (frozen by default) from ``segment_anything.modeling``."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Optional, Union
+
+import torch
+from mmengine.model import BaseModule
+from segment_anything.modeling import ImageEncoderViT
+
+from lisakit.registry import MODELS
+from lisakit.utils.checkpoint import load_sam_weights
+
+#: SAM encoder sizes of the official checkpoints (``segment_anything/build_sam.py``).
+SAM_ENCODER_ARCHS = {
+    'vit_h': dict(embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)),
+    'vit_l': dict(embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)),
+    'vit_b': dict(embed_dim=768, depth=12, num_heads=12, global_attn_indexes=(2, 5, 8, 11)),
+}
+#: Settings shared by every official SAM encoder; a custom arch dict may override them.
+SAM_ENCODER_DEFAULTS = dict(patch_size=16, window_size=14, out_chans=256, mlp_ratio=4.0)
+LAYER_NORM_EPS = 1e-6
+
+
+@MODELS.register_module()
+class SAMImageEncoder(BaseModule):
+    """SAM's ViT image encoder: (B, 3, S, S) -> (B, C, S/p, S/p).
+
+    Args:
+        arch: ``'vit_h'``, ``'vit_l'``, ``'vit_b'`` or a dict with ``embed_dim``,
+            ``depth``, ``num_heads``, ``global_attn_indexes`` (and optionally
+            ``patch_size``, ``window_size``, ``out_chans``, ``mlp_ratio``).
+        img_size: Input side S (SAM uses 1024).
+        checkpoint: Optional local SAM checkpoint (full SAM or encoder-only keys).
+        frozen: Freeze the weights and run without gradients (LISA does).
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, arch: Union[str, dict] = 'vit_h', img_size: int = 1024,
+                 checkpoint: Optional[str] = None, frozen: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, str):
+            if arch not in SAM_ENCODER_ARCHS:
+                raise ValueError(f'model.sam_encoder.arch={arch!r} is unknown; expected one of '
+                                 f'{sorted(SAM_ENCODER_ARCHS)} or a dict of sizes.')
+            arch = SAM_ENCODER_ARCHS[arch]
+        arch = {**SAM_ENCODER_DEFAULTS, **arch}
+        self.patch_size = arch['patch_size']
+        self.out_channels = arch['out_chans']
+        self.img_size = img_size
+        self.encoder = ImageEncoderViT(
+            img_size=img_size, norm_layer=partial(torch.nn.LayerNorm, eps=LAYER_NORM_EPS),
+            qkv_bias=True, use_rel_pos=True, **arch)
+        if checkpoint is not None:
+            load_sam_weights(self.encoder, checkpoint, prefix='image_encoder.')
+        self.frozen = frozen
+        if frozen:
+            self.encoder.requires_grad_(False)
+            self.encoder.eval()
+
+    @property
+    def embedding_size(self) -> int:
+        """Side of the image embedding grid (S / patch)."""
+        return self.img_size // self.patch_size
+
+    def train(self, mode: bool = True) -> 'SAMImageEncoder':
+        """Keep a frozen encoder in eval mode."""
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Embed images.
+
+        Args:
+            images: (B, 3, S, S) SAM-normalized, zero-padded images.
+
+        Returns:
+            (B, C, S/p, S/p) image embeddings.
+        """
+        dtype = next(self.encoder.parameters()).dtype
+        with torch.set_grad_enabled(not self.frozen and torch.is_grad_enabled()):
+            return self.encoder(images.to(dtype))

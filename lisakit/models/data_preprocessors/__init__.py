@@ -1,0 +1,3 @@
+from .lisa_data_preprocessor import LISADataPreprocessor
+
+__all__ = ['LISADataPreprocessor']

@@ -1,0 +1,3 @@
+from .sam_head import SAMHead
+
+__all__ = ['SAMHead']

@@ -1,0 +1,113 @@
+"""SAM prompt encoder + mask decoder head: ``<SEG>`` prompts -> mask logits."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
+
+from lisakit.registry import MODELS
+from lisakit.utils.checkpoint import load_sam_weights
+
+
+@MODELS.register_module()
+class SAMHead(BaseModule):
+    """Decode one mask per ``<SEG>`` prompt over a frozen SAM image embedding.
+
+    Each projected ``<SEG>`` embedding is one sparse prompt token; the dense prompt
+    is SAM's ``no_mask_embed``; only mask token 0 is used (``multimask_output=False``),
+    as in LISA. Defaults are SAM's sizes (same for vit_b/l/h).
+
+    Args:
+        embed_dim: Prompt / transformer dim C (256 in SAM).
+        image_embedding_size: Side of the image embedding grid (64 in SAM).
+        input_image_size: Side S of the padded SAM input (1024 in SAM).
+        mask_in_chans: Hidden channels of the (unused) mask-prompt downscaler.
+        decoder_depth: Two-way transformer depth.
+        decoder_mlp_dim: Two-way transformer MLP dim.
+        decoder_num_heads: Two-way transformer heads.
+        num_multimask_outputs: Extra mask tokens (kept for checkpoint compatibility).
+        iou_head_depth: IoU head depth.
+        iou_head_hidden_dim: IoU head hidden dim.
+        checkpoint: Optional local SAM checkpoint.
+        freeze_prompt_encoder: Keep the prompt encoder frozen (LISA does).
+        freeze_mask_decoder: Keep the mask decoder frozen (LISA trains it).
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, embed_dim: int = 256, image_embedding_size: int = 64,
+                 input_image_size: int = 1024, mask_in_chans: int = 16,
+                 decoder_depth: int = 2, decoder_mlp_dim: int = 2048,
+                 decoder_num_heads: int = 8, num_multimask_outputs: int = 3,
+                 iou_head_depth: int = 3, iou_head_hidden_dim: int = 256,
+                 checkpoint: Optional[str] = None, freeze_prompt_encoder: bool = True,
+                 freeze_mask_decoder: bool = False, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.embed_dim = embed_dim
+        self.image_embedding_size = image_embedding_size
+        self.input_image_size = input_image_size
+        self.prompt_encoder = PromptEncoder(
+            embed_dim=embed_dim, image_embedding_size=(image_embedding_size,) * 2,
+            input_image_size=(input_image_size,) * 2, mask_in_chans=mask_in_chans)
+        self.mask_decoder = MaskDecoder(
+            num_multimask_outputs=num_multimask_outputs,
+            transformer=TwoWayTransformer(depth=decoder_depth, embedding_dim=embed_dim,
+                                          mlp_dim=decoder_mlp_dim, num_heads=decoder_num_heads),
+            transformer_dim=embed_dim, iou_head_depth=iou_head_depth,
+            iou_head_hidden_dim=iou_head_hidden_dim)
+        if checkpoint is not None:
+            load_sam_weights(self.prompt_encoder, checkpoint, prefix='prompt_encoder.')
+            load_sam_weights(self.mask_decoder, checkpoint, prefix='mask_decoder.')
+        self.prompt_encoder.requires_grad_(not freeze_prompt_encoder)
+        self.mask_decoder.requires_grad_(not freeze_mask_decoder)
+
+    def forward(self, image_embeddings: torch.Tensor,
+                prompts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Decode low-resolution mask logits.
+
+        Args:
+            image_embeddings: (B, C, h, w) SAM image embeddings.
+            prompts: B tensors of shape (n_i, C), one row per ``<SEG>``.
+
+        Returns:
+            B tensors of shape (n_i, 4h, 4w) low-resolution mask logits.
+        """
+        image_pe = self.prompt_encoder.get_dense_pe()  # (1, C, h, w)
+        dense = self.prompt_encoder.no_mask_embed.weight  # (1, C)
+        masks = []
+        for i, prompt in enumerate(prompts):
+            n = prompt.shape[0]
+            if n == 0:
+                size = 4 * image_embeddings.shape[-1]
+                masks.append(image_embeddings.new_zeros((0, size, size)))
+                continue
+            sparse = prompt[:, None].to(image_embeddings.dtype)  # (n, 1, C)
+            dense_i = dense.reshape(1, -1, 1, 1).expand(n, -1, *image_embeddings.shape[-2:])
+            low_res, _ = self.mask_decoder(
+                image_embeddings=image_embeddings[i:i + 1], image_pe=image_pe,
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense_i,
+                multimask_output=False)  # (n, 1, 4h, 4w)
+            masks.append(low_res[:, 0])
+        return masks
+
+    def postprocess(self, masks: torch.Tensor, input_size: Sequence[int],
+                    original_size: Sequence[int]) -> torch.Tensor:
+        """Upsample low-res logits to the original image size (SAM's ``postprocess_masks``).
+
+        Args:
+            masks: (n, h', w') low-resolution logits.
+            input_size: (h, w) of the resized image before padding.
+            original_size: (H, W) of the original image.
+
+        Returns:
+            (n, H, W) float32 logits.
+        """
+        size = self.input_image_size
+        x = F.interpolate(masks[:, None].float(), (size, size), mode='bilinear',
+                          align_corners=False)
+        x = x[..., :int(input_size[0]), :int(input_size[1])]
+        x = F.interpolate(x, tuple(int(s) for s in original_size), mode='bilinear',
+                          align_corners=False)
+        return x[:, 0]

@@ -1,0 +1,46 @@
+"""Language-model cross-entropy on answer tokens."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lisakit.registry import MODELS
+from lisakit.utils.constants import LM_IGNORE_INDEX
+
+
+@MODELS.register_module()
+class LMCrossEntropyLoss(nn.Module):
+    """Causal-LM cross-entropy: logits at position t predict the label at t + 1.
+
+    Args:
+        loss_weight: Multiplier (1.0 in LISA).
+        ignore_index: Label value excluded from the loss.
+    """
+
+    def __init__(self, loss_weight: float = 1.0, ignore_index: int = LM_IGNORE_INDEX) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor,
+                per_sample: bool = False) -> torch.Tensor:
+        """Compute the weighted CE.
+
+        Args:
+            logits: (B, L, V).
+            labels: (B, L), ``ignore_index`` where not supervised.
+            per_sample: Return (B,) token-means per sample instead of the batch
+                token-mean (LISA's reduction).
+
+        Returns:
+            A scalar, or (B,) if ``per_sample``.
+        """
+        shift_logits = logits[:, :-1].float()  # (B, L-1, V)
+        shift_labels = labels[:, 1:]  # (B, L-1)
+        loss = F.cross_entropy(shift_logits.transpose(1, 2), shift_labels,
+                               ignore_index=self.ignore_index, reduction='none')  # (B, L-1)
+        valid = (shift_labels != self.ignore_index).float()
+        if per_sample:
+            return self.loss_weight * loss.sum(1) / valid.sum(1).clamp(min=1)
+        return self.loss_weight * loss.sum() / valid.sum().clamp(min=1)

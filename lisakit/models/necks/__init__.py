@@ -1,0 +1,3 @@
+from .seg_projector import LinearProjector, SegProjector
+
+__all__ = ['LinearProjector', 'SegProjector']

@@ -1,0 +1,3 @@
+from .lisa import LISA
+
+__all__ = ['LISA']

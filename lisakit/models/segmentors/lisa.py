@@ -1,0 +1,179 @@
+"""LISA: LLaVA -> ``<SEG>`` hidden states -> neck -> SAM mask decoder."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from torch import nn
+
+from lisakit.evaluation.functional import intersection_union, summarize_iou
+from lisakit.registry import MODELS
+from lisakit.structures import ReasonSegDataSample
+from lisakit.utils.constants import MASK_LOGIT_THRESHOLD
+
+SampleList = Sequence[ReasonSegDataSample]
+
+
+def _parameter_counts(module: nn.Module) -> tuple[int, int]:
+    params = list(module.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+@MODELS.register_module()
+class LISA(BaseModel):
+    """The LISA segmentor.
+
+    Data flow (one batch): the backbone (LLaVA) runs on the conversation and the
+    CLIP image and returns the LM logits and, per sample, the hidden states that
+    predict each ``<SEG>`` (n_i, D); the neck projects them to SAM's prompt space
+    (n_i, C); the frozen SAM encoder embeds the SAM image (B, C, h, w); the head
+    decodes one low-res mask per ``<SEG>`` and upsamples it to the original size.
+
+    Args:
+        backbone: Config of the VLM (e.g. ``LlavaBackbone``).
+        sam_encoder: Config of the SAM image encoder (``SAMImageEncoder``).
+        neck: Config of the ``<SEG>`` projector; ``in_channels`` defaults to the
+            backbone hidden size.
+        head: Config of the mask head (``SAMHead``).
+        loss_ce: Config of the LM loss (weight 1.0 in LISA).
+        loss_bce: Config of the mask BCE loss (weight 2.0 in LISA).
+        loss_dice: Config of the Dice loss (weight 0.5 in LISA).
+        data_preprocessor: Config of the data preprocessor.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, backbone: dict, sam_encoder: dict, neck: dict, head: dict,
+                 loss_ce: dict = dict(type='LMCrossEntropyLoss', loss_weight=1.0),
+                 loss_bce: dict = dict(type='MaskBCELoss', loss_weight=2.0),
+                 loss_dice: dict = dict(type='DiceLoss', loss_weight=0.5),
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='LISADataPreprocessor')
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.sam_encoder = MODELS.build(sam_encoder)
+        neck = dict(neck)
+        neck.setdefault('in_channels', self.backbone.hidden_size)
+        self.neck = MODELS.build(neck)
+        self.head = MODELS.build(head)
+        self.loss_ce = MODELS.build(loss_ce)
+        self.loss_bce = MODELS.build(loss_bce)
+        self.loss_dice = MODELS.build(loss_dice)
+        self._check_dims()
+        self._log_trainable()
+
+    def _check_dims(self) -> None:
+        """Fail early, naming the config keys, when components do not fit together."""
+        checks = [
+            ('model.neck.in_channels', getattr(self.neck, 'in_channels', None),
+             'the backbone hidden size', self.backbone.hidden_size),
+            ('model.neck.out_channels', getattr(self.neck, 'out_channels', None),
+             'model.head.embed_dim', self.head.embed_dim),
+            ('model.sam_encoder output channels', self.sam_encoder.out_channels,
+             'model.head.embed_dim', self.head.embed_dim),
+            ('model.sam_encoder img_size / patch_size', self.sam_encoder.embedding_size,
+             'model.head.image_embedding_size', self.head.image_embedding_size),
+            ('model.sam_encoder.img_size', self.sam_encoder.img_size,
+             'model.head.input_image_size', self.head.input_image_size),
+        ]
+        for key, got, other, expected in checks:
+            if got is not None and got != expected:
+                raise ValueError(f'{key} is {got} but must equal {other} ({expected}); '
+                                 f'set {key.split(" ")[0]} to {expected}.')
+
+    def _log_trainable(self) -> None:
+        lines = []
+        for name in ('backbone', 'sam_encoder', 'neck', 'head'):
+            train, total = _parameter_counts(getattr(self, name))
+            lines.append(f'{name}: {train:,} / {total:,}')
+        train, total = _parameter_counts(self)
+        print_log(f'LISA trainable / total parameters: {train:,} / {total:,} '
+                  f'({"; ".join(lines)})', logger='current')
+
+    # ----------------------------------------------------------------- core
+    def forward(self, inputs: dict, data_samples: Optional[SampleList] = None,
+                mode: str = 'tensor'):
+        """mmengine entry point: ``mode`` is ``'loss'``, ``'predict'`` or ``'tensor'``."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs, data_samples)
+        raise ValueError(f'Invalid mode {mode!r}; expected "loss", "predict" or "tensor".')
+
+    def _run(self, inputs: dict, data_samples: SampleList) -> tuple[dict, list[torch.Tensor]]:
+        """Backbone + neck + SAM: LM outputs and (n_i, H_i, W_i) mask logits per sample."""
+        lm = self.backbone(inputs['input_ids'], inputs['attention_mask'],
+                           inputs['clip_images'], inputs.get('labels'))
+        seg_embeds = lm['seg_embeds']  # B x (n_i, D)
+        counts = [len(e) for e in seg_embeds]
+        prompts = self.neck(torch.cat(seg_embeds)).split(counts)  # B x (n_i, C)
+        image_embeddings = self.sam_encoder(inputs['sam_images'])  # (B, C, h, w)
+        low_res = self.head(image_embeddings, prompts)  # B x (n_i, 4h, 4w)
+        masks = [
+            self.head.postprocess(m, ds.metainfo['sam_resize'], ds.metainfo['ori_shape'])
+            for m, ds in zip(low_res, data_samples)
+        ]
+        return lm, masks
+
+    @staticmethod
+    def _targets(masks: list[torch.Tensor], data_samples: SampleList) -> list[torch.Tensor]:
+        """0/1 float targets (ignore pixels count as background, as in LISA training)."""
+        targets = []
+        for m, ds in zip(masks, data_samples):
+            gt = ds.gt_masks
+            if len(gt) != len(m):
+                raise ValueError(
+                    f'Sample {ds.metainfo.get("img_path") or ds.metainfo.get("sample_idx")}: '
+                    f'the answer has {len(m)} <SEG> tokens but there are {len(gt)} target '
+                    'masks; write exactly one <SEG> per mask.')
+            targets.append((gt == 1).to(m.dtype))
+        return targets
+
+    @staticmethod
+    @torch.no_grad()
+    def _iou_stats(masks: list[torch.Tensor], data_samples: SampleList) -> dict[str, float]:
+        inter, union = [], []
+        for m, ds in zip(masks, data_samples):
+            i, u = intersection_union(m > MASK_LOGIT_THRESHOLD, ds.gt_masks)
+            inter += i.tolist()
+            union += u.tolist()
+        return summarize_iou(inter, union)
+
+    def loss(self, inputs: dict, data_samples: SampleList) -> dict[str, torch.Tensor]:
+        """Training losses (``loss_ce``, ``loss_bce``, ``loss_dice``) and batch gIoU/cIoU."""
+        lm, masks = self._run(inputs, data_samples)
+        targets = self._targets(masks, data_samples)
+        losses = dict(loss_ce=self.loss_ce(lm['logits'], lm['labels']),
+                      loss_bce=self.loss_bce(masks, targets),
+                      loss_dice=self.loss_dice(masks, targets))
+        device = losses['loss_ce'].device
+        losses.update({k: torch.tensor(v, device=device)
+                       for k, v in self._iou_stats(masks, data_samples).items()})
+        return losses
+
+    def predict(self, inputs: dict, data_samples: SampleList) -> SampleList:
+        """Teacher-forced prediction (LISA's validation): masks from the given answer.
+
+        Fills ``pred_masks`` (n_i, H, W) bool on CPU and, where targets exist,
+        per-sample ``losses`` (floats) into each data sample.
+        """
+        lm, masks = self._run(inputs, data_samples)
+        ce = self.loss_ce(lm['logits'], lm['labels'], per_sample=True)  # (B,)
+        for i, (m, ds) in enumerate(zip(masks, data_samples)):
+            ds.pred_masks = (m > MASK_LOGIT_THRESHOLD).cpu()
+            if 'gt_masks' in ds:
+                target = self._targets([m], [ds])
+                ds.losses = dict(loss_ce=float(ce[i]),
+                                 loss_bce=float(self.loss_bce([m], target)),
+                                 loss_dice=float(self.loss_dice([m], target)))
+                ds.gt_masks = ds.gt_masks.cpu()
+        return data_samples
+
+    def _forward(self, inputs: dict, data_samples: SampleList) -> list[torch.Tensor]:
+        """Mask logits per sample, (n_i, H_i, W_i)."""
+        return self._run(inputs, data_samples)[1]

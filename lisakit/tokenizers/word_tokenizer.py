@@ -1,0 +1,66 @@
+"""An offline word-level tokenizer for tiny configs and tests.
+
+Real configs load a local Hugging Face tokenizer folder; the tiny configs need a
+tokenizer that exists without any download. This one is a ``tokenizers``
+WordLevel model (lowercasing, whitespace + punctuation splitting) over a fixed,
+sorted vocabulary, wrapped as a ``transformers`` fast tokenizer, so ids are
+identical in every process.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional, Sequence
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from lisakit.registry import TOKENIZERS
+
+UNK, BOS, EOS, PAD = '<unk>', '<s>', '</s>', '<pad>'
+_SPECIALS = (UNK, BOS, EOS, PAD)
+_WORD_RE = re.compile(r'\w+|[^\w\s]')
+
+
+def default_corpus() -> list[str]:
+    """Texts whose words form the default vocabulary (templates + shapes data)."""
+    from lisakit.datasets import shapes_reasonseg, templates
+    from lisakit.datasets.transforms import conversation
+    texts = (templates.SHORT_QUESTION_LIST + templates.LONG_QUESTION_LIST +
+             templates.EXPLANATORY_QUESTION_LIST + templates.ANSWER_LIST)
+    texts += [t.system for t in conversation.CONVERSATION_TEMPLATES.values()]
+    texts += [' '.join(t.roles) for t in conversation.CONVERSATION_TEMPLATES.values()]
+    return texts + shapes_reasonseg.corpus()
+
+
+def corpus_vocab(texts: Iterable[str], specials: Sequence[str] = _SPECIALS) -> dict[str, int]:
+    """Map every lowercased word / punctuation mark of ``texts`` to an id.
+
+    Special tokens come first (``<unk>`` = 0), then the words in sorted order.
+    """
+    words = sorted({w for t in texts for w in _WORD_RE.findall(t.lower())} - set(specials))
+    return {tok: i for i, tok in enumerate(list(specials) + words)}
+
+
+@TOKENIZERS.register_module()
+def WordTokenizer(corpus: Optional[Sequence[str]] = None,  # noqa: N802 (registry name)
+                  extra_words: Sequence[str] = (),
+                  model_max_length: int = 512) -> PreTrainedTokenizerFast:
+    """Build the offline word-level tokenizer.
+
+    Args:
+        corpus: Texts whose words make the vocabulary. Defaults to LISA's templates,
+            the conversation templates and the shapes dataset's vocabulary.
+        extra_words: More texts to add to the vocabulary.
+        model_max_length: Maximum sequence length recorded on the tokenizer.
+
+    Returns:
+        A ``transformers`` fast tokenizer (right padding, ``<pad>`` as pad token).
+    """
+    texts = list(default_corpus() if corpus is None else corpus) + list(extra_words)
+    tok = Tokenizer(models.WordLevel(vocab=corpus_vocab(texts), unk_token=UNK))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.WordPiece(prefix='##')  # joins words with spaces
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token=UNK, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+        padding_side='right', model_max_length=model_max_length)

@@ -1,0 +1,2 @@
+"""lisakit version."""
+__version__ = '0.1.0'

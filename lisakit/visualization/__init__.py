@@ -1,0 +1,4 @@
+"""Visualizers."""
+from .local_visualizer import ReasonSegLocalVisualizer
+
+__all__ = ['ReasonSegLocalVisualizer']
