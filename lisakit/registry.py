@@ -4,6 +4,7 @@ Building any component from a config whose ``default_scope`` is ``'lisakit'``
 imports the modules listed in ``locations`` first, so every registered class is
 available without manual imports.
 """
+
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
@@ -33,49 +34,70 @@ LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['lisakit
 #: Hooks (training history, mask visualization, ...).
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['lisakit.engine'])
 #: Datasets.
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE, locations=['lisakit.datasets'])
+DATASETS = Registry(
+    'dataset', parent=MMENGINE_DATASETS, scope=SCOPE, locations=['lisakit.datasets']
+)
 #: Data samplers.
-DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE,
-                         locations=['lisakit.datasets'])
+DATA_SAMPLERS = Registry(
+    'data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE, locations=['lisakit.datasets']
+)
 #: Data transforms (image loading, SAM / CLIP preprocessing, tokenization, packing).
-TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
-                      locations=['lisakit.datasets.transforms'])
+TRANSFORMS = Registry(
+    'transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=['lisakit.datasets.transforms']
+)
 #: Every model part: segmentors, backbones, necks, heads, losses, data preprocessors.
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE, locations=['lisakit.models'])
 #: Model wrappers (DDP, FSDP, ...).
-MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope=SCOPE,
-                          locations=['lisakit.models'])
+MODEL_WRAPPERS = Registry(
+    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope=SCOPE, locations=['lisakit.models']
+)
 #: Weight initializers.
-WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS,
-                               scope=SCOPE, locations=['lisakit.models'])
+WEIGHT_INITIALIZERS = Registry(
+    'weight initializer',
+    parent=MMENGINE_WEIGHT_INITIALIZERS,
+    scope=SCOPE,
+    locations=['lisakit.models'],
+)
 #: Optimizers.
-OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, scope=SCOPE,
-                      locations=['lisakit.engine'])
+OPTIMIZERS = Registry(
+    'optimizer', parent=MMENGINE_OPTIMIZERS, scope=SCOPE, locations=['lisakit.engine']
+)
 #: Optimizer wrappers.
-OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
-                          locations=['lisakit.engine'])
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE, locations=['lisakit.engine']
+)
 #: Optimizer wrapper constructors.
-OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor',
-                                      parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE,
-                                      locations=['lisakit.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor',
+    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    scope=SCOPE,
+    locations=['lisakit.engine'],
+)
 #: Parameter schedulers.
-PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, scope=SCOPE,
-                            locations=['lisakit.engine'])
+PARAM_SCHEDULERS = Registry(
+    'parameter scheduler',
+    parent=MMENGINE_PARAM_SCHEDULERS,
+    scope=SCOPE,
+    locations=['lisakit.engine'],
+)
 #: Metrics (gIoU / cIoU).
-METRICS = Registry('metric', parent=MMENGINE_METRICS, scope=SCOPE,
-                   locations=['lisakit.evaluation'])
+METRICS = Registry('metric', parent=MMENGINE_METRICS, scope=SCOPE, locations=['lisakit.evaluation'])
 #: Evaluators.
-EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, scope=SCOPE,
-                     locations=['lisakit.evaluation'])
+EVALUATOR = Registry(
+    'evaluator', parent=MMENGINE_EVALUATOR, scope=SCOPE, locations=['lisakit.evaluation']
+)
 #: Visualizers (mask overlays).
-VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
-                       locations=['lisakit.visualization'])
+VISUALIZERS = Registry(
+    'visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE, locations=['lisakit.visualization']
+)
 #: Visualization backends.
-VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope=SCOPE,
-                       locations=['lisakit.visualization'])
+VISBACKENDS = Registry(
+    'vis_backend', parent=MMENGINE_VISBACKENDS, scope=SCOPE, locations=['lisakit.visualization']
+)
 #: Log processors.
-LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE,
-                          locations=['lisakit.engine'])
+LOG_PROCESSORS = Registry(
+    'log_processor', parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE, locations=['lisakit.engine']
+)
 #: Tokenizer builders (mmengine has no root for these): offline word-level tokenizers
 #: for tiny configs and local Hugging Face tokenizer folders.
 TOKENIZERS = Registry('tokenizer', scope=SCOPE, locations=['lisakit.tokenizers'])

@@ -1,2 +1,3 @@
 """lisakit version."""
+
 __version__ = '0.1.0'

@@ -15,11 +15,12 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # Keeps the latest epoch (for --resume) and the best val cIoU checkpoint, both with
-    # optimizer, scheduler and message hub (metrics). For best-only set interval=-1,
+    # Keeps the latest epoch checkpoint (with optimizer and scheduler, for --resume) and
+    # the best val cIoU checkpoint (weights + metrics). Best-only: interval=-1,
     # save_last=False.
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='cIoU',
-                    rule='greater'),
+    checkpoint=dict(
+        type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='cIoU', rule='greater'
+    ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='ReasonSegVisualizationHook', draw=False),
 )
@@ -28,3 +29,5 @@ custom_hooks = [
     dict(type='EarlyStoppingHook', monitor='cIoU', rule='greater', patience=5, min_delta=0.001),
 ]
 randomness = dict(seed=0)
+# DDP: SAM's IoU head and extra mask tokens get no gradient (LISA uses mask token 0 only).
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

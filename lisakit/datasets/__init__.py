@@ -1,9 +1,13 @@
 """Datasets and transforms."""
+
 from . import transforms  # noqa: F401 (registers transforms)
 from .shapes_reasonseg import ShapesReasonSegDataset
 from .templates import ANSWER_LIST, LONG_QUESTION_LIST, SHORT_QUESTION_LIST, VAL_ANSWER
 
 __all__ = [
-    'ANSWER_LIST', 'LONG_QUESTION_LIST', 'SHORT_QUESTION_LIST', 'ShapesReasonSegDataset',
-    'VAL_ANSWER'
+    'ANSWER_LIST',
+    'LONG_QUESTION_LIST',
+    'SHORT_QUESTION_LIST',
+    'ShapesReasonSegDataset',
+    'VAL_ANSWER',
 ]

@@ -8,6 +8,7 @@ shape has the most corners?") or a relation ("which shape is nearest to the blue
 one?"). Samples are deterministic functions of (seed, split, index), so train and
 val differ and runs repeat exactly. Images and masks are rendered on access.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
@@ -24,8 +25,13 @@ from .templates import ANSWER_LIST, LONG_QUESTION_LIST, SHORT_QUESTION_LIST
 #: Shape kinds and their number of corners.
 SHAPE_CORNERS = {'circle': 0, 'triangle': 3, 'square': 4, 'pentagon': 5, 'hexagon': 6}
 #: Colour names and RGB values.
-COLORS = {'red': (220, 50, 50), 'green': (50, 180, 70), 'blue': (50, 90, 230),
-          'yellow': (235, 215, 50), 'purple': (160, 70, 200)}
+COLORS = {
+    'red': (220, 50, 50),
+    'green': (50, 180, 70),
+    'blue': (50, 90, 230),
+    'yellow': (235, 215, 50),
+    'purple': (160, 70, 200),
+}
 BACKGROUND = (30, 30, 30)
 SPLIT_CODES = {'train': 0, 'val': 1, 'test': 2}
 #: Shape radius range as a fraction of the image side, and the gap between shapes.
@@ -33,7 +39,9 @@ RADIUS_RANGE = (0.09, 0.17)
 MIN_SHAPE_GAP = 2
 #: A query is used only if its answer beats the runner-up by this many pixels.
 MIN_MARGIN = 3
+MIN_SHAPES_FOR_RELATION = 3
 MAX_PLACEMENT_TRIES = 200
+MAX_SCENE_TRIES = 1000
 
 POSITION_SENTENCES = {
     'left': 'Which shape is closest to the left edge of the image?',
@@ -41,14 +49,19 @@ POSITION_SENTENCES = {
     'top': 'Which shape is closest to the top of the image?',
     'bottom': 'Which shape is closest to the bottom of the image?',
 }
-SIZE_SENTENCES = {'largest': 'Which shape is the largest?',
-                  'smallest': 'Which shape is the smallest?'}
-CORNER_SENTENCES = {'most': 'Which shape has the most corners?',
-                    'fewest': 'Which shape has the fewest corners?'}
+SIZE_SENTENCES = {
+    'largest': 'Which shape is the largest?',
+    'smallest': 'Which shape is the smallest?',
+}
+CORNER_SENTENCES = {
+    'most': 'Which shape has the most corners?',
+    'fewest': 'Which shape has the fewest corners?',
+}
 RELATION_SENTENCE = 'Which shape is nearest to the {color} one?'
 #: Default mix of query types.
-DEFAULT_QUERY_WEIGHTS = dict(color=1.0, shape=1.0, position=1.0, size=1.0, corners=1.0,
-                             relation=1.0)
+DEFAULT_QUERY_WEIGHTS = dict(
+    color=1.0, shape=1.0, position=1.0, size=1.0, corners=1.0, relation=1.0
+)
 
 
 def corpus() -> list[str]:
@@ -98,11 +111,12 @@ def _query_corners(shapes, rng):
 
 
 def _query_relation(shapes, rng):
-    if len(shapes) < 3:
+    if len(shapes) < MIN_SHAPES_FOR_RELATION:
         return None
     ref = int(rng.integers(len(shapes)))
-    dist = np.array([np.hypot(s['cx'] - shapes[ref]['cx'], s['cy'] - shapes[ref]['cy'])
-                     for s in shapes])
+    dist = np.array(
+        [np.hypot(s['cx'] - shapes[ref]['cx'], s['cy'] - shapes[ref]['cy']) for s in shapes]
+    )
     dist[ref] = np.inf
     i = _margin_pick(-dist, largest=True)
     text = RELATION_SENTENCE.format(color=shapes[ref]['color'])
@@ -110,8 +124,13 @@ def _query_relation(shapes, rng):
 
 
 QUERY_MAKERS: dict[str, Callable] = dict(
-    color=_query_color, shape=_query_shape, position=_query_position, size=_query_size,
-    corners=_query_corners, relation=_query_relation)
+    color=_query_color,
+    shape=_query_shape,
+    position=_query_position,
+    size=_query_size,
+    corners=_query_corners,
+    relation=_query_relation,
+)
 
 
 def _place_shapes(rng: np.random.Generator, img_size: int, num: int) -> list[dict]:
@@ -123,10 +142,19 @@ def _place_shapes(rng: np.random.Generator, img_size: int, num: int) -> list[dic
         for _ in range(MAX_PLACEMENT_TRIES):
             r = float(rng.uniform(*RADIUS_RANGE) * img_size)
             cx, cy = rng.uniform(r + 1, img_size - r - 1, size=2)
-            if all(np.hypot(cx - s['cx'], cy - s['cy']) > r + s['r'] + MIN_SHAPE_GAP
-                   for s in shapes):
-                shapes.append(dict(kind=str(kind), color=str(color), cx=float(cx),
-                                   cy=float(cy), r=r, angle=float(rng.uniform(0, 2 * np.pi))))
+            if all(
+                np.hypot(cx - s['cx'], cy - s['cy']) > r + s['r'] + MIN_SHAPE_GAP for s in shapes
+            ):
+                shapes.append(
+                    dict(
+                        kind=str(kind),
+                        color=str(color),
+                        cx=float(cx),
+                        cy=float(cy),
+                        r=r,
+                        angle=float(rng.uniform(0, 2 * np.pi)),
+                    )
+                )
                 break
     return shapes
 
@@ -135,8 +163,9 @@ def _outline(shape: dict) -> list[tuple[float, float]]:
     """Polygon vertices of a shape (a circle is returned as an empty list)."""
     n = SHAPE_CORNERS[shape['kind']]
     angles = shape['angle'] + 2 * np.pi * np.arange(n) / max(n, 1)
-    return [(shape['cx'] + shape['r'] * np.cos(a), shape['cy'] + shape['r'] * np.sin(a))
-            for a in angles]
+    return [
+        (shape['cx'] + shape['r'] * np.cos(a), shape['cy'] + shape['r'] * np.sin(a)) for a in angles
+    ]
 
 
 def _draw(draw: ImageDraw.ImageDraw, shape: dict, fill) -> None:
@@ -180,27 +209,42 @@ class ShapesReasonSegDataset(BaseDataset):
             ``test_mode``, ``lazy_init``, ... of mmengine's ``BaseDataset``.
     """
 
-    METAINFO = dict(classes=('shape', ))
+    METAINFO = dict(classes=('shape',))
 
-    def __init__(self, num_samples: int = 1000, split: str = 'train', seed: int = 0,
-                 img_size: int = 64, num_shapes: Sequence[int] = (2, 4),
-                 query_weights: Optional[dict] = None,
-                 answers: Sequence[str] = tuple(ANSWER_LIST),
-                 short_questions: Sequence[str] = tuple(SHORT_QUESTION_LIST),
-                 long_questions: Sequence[str] = tuple(LONG_QUESTION_LIST), **kwargs) -> None:
+    def __init__(
+        self,
+        num_samples: int = 1000,
+        split: str = 'train',
+        seed: int = 0,
+        img_size: int = 64,
+        num_shapes: Sequence[int] = (2, 4),
+        query_weights: Optional[dict] = None,
+        answers: Sequence[str] = tuple(ANSWER_LIST),
+        short_questions: Sequence[str] = tuple(SHORT_QUESTION_LIST),
+        long_questions: Sequence[str] = tuple(LONG_QUESTION_LIST),
+        **kwargs,
+    ) -> None:
         if split not in SPLIT_CODES:
             raise ValueError(f'split={split!r}; expected one of {sorted(SPLIT_CODES)}.')
         weights = dict(DEFAULT_QUERY_WEIGHTS if query_weights is None else query_weights)
         unknown = set(weights) - set(QUERY_MAKERS)
         if unknown:
-            raise ValueError(f'query_weights has unknown types {sorted(unknown)}; expected '
-                             f'keys from {sorted(QUERY_MAKERS)}.')
+            raise ValueError(
+                f'query_weights has unknown types {sorted(unknown)}; expected '
+                f'keys from {sorted(QUERY_MAKERS)}.'
+            )
         if any(SEG_TOKEN not in a for a in answers):
             raise ValueError(f'Every answer template must contain {SEG_TOKEN!r}; got {answers}.')
         lo, hi = num_shapes
         if not 2 <= lo <= hi <= len(SHAPE_CORNERS):
-            raise ValueError(f'num_shapes={num_shapes} must satisfy 2 <= min <= max <= '
-                             f'{len(SHAPE_CORNERS)}.')
+            raise ValueError(
+                f'num_shapes={num_shapes} must satisfy 2 <= min <= max <= {len(SHAPE_CORNERS)}.'
+            )
+        if weights.get('relation', 0) > 0 and hi < MIN_SHAPES_FOR_RELATION:
+            raise ValueError(
+                f'relation queries need {MIN_SHAPES_FOR_RELATION} shapes; raise '
+                f'num_shapes[1] or set query_weights["relation"] = 0.'
+            )
         self.num_samples, self.split, self.seed = num_samples, split, seed
         self.img_size, self.num_shapes = img_size, (lo, hi)
         names = sorted(weights)
@@ -212,21 +256,35 @@ class ShapesReasonSegDataset(BaseDataset):
 
     def _make_sample(self, idx: int) -> dict:
         rng = np.random.default_rng([self.seed, SPLIT_CODES[self.split], idx])
-        while True:
-            shapes = _place_shapes(rng, self.img_size,
-                                   int(rng.integers(self.num_shapes[0], self.num_shapes[1] + 1)))
-            qtype = str(rng.choice(self.query_types, p=self.query_probs))
+        # draw the query type first so the mix follows query_weights; redraw scenes
+        # until the query has a unique answer
+        qtype = str(rng.choice(self.query_types, p=self.query_probs))
+        for _ in range(MAX_SCENE_TRIES):
+            low, high = self.num_shapes
+            shapes = _place_shapes(rng, self.img_size, int(rng.integers(low, high + 1)))
             query = QUERY_MAKERS[qtype](shapes, rng) if len(shapes) >= 2 else None
             if query is not None:
                 break
+        else:
+            raise RuntimeError(
+                f'No scene with an unambiguous {qtype!r} query after '
+                f'{MAX_SCENE_TRIES} tries; check num_shapes / img_size.'
+            )
         target, text, is_sentence = query
         if is_sentence:
             question = str(rng.choice(self.long_questions)).format(sent=text)
         else:
             question = str(rng.choice(self.short_questions)).format(class_name=text)
-        return dict(sample_idx=idx, img_path=None, shapes=shapes, target=target,
-                    question=question, answer=str(rng.choice(self.answers)),
-                    query_type=qtype, is_sentence=is_sentence)
+        return dict(
+            sample_idx=idx,
+            img_path=None,
+            shapes=shapes,
+            target=target,
+            question=question,
+            answer=str(rng.choice(self.answers)),
+            query_type=qtype,
+            is_sentence=is_sentence,
+        )
 
     def load_data_list(self) -> list[dict]:
         """Generate the scene descriptions (images are rendered on access)."""

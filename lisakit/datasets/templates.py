@@ -3,13 +3,16 @@
 ``[SEG]`` is written as lisakit's ``<SEG>`` token and ``DEFAULT_IMAGE_TOKEN`` as
 ``<image>``. Datasets take these lists as config so users can swap them.
 """
+
 from lisakit.utils.constants import IMAGE_TOKEN, SEG_TOKEN
 
 #: Short (class-name / phrase) questions; ``{class_name}`` is filled in.
 SHORT_QUESTION_LIST = [
     IMAGE_TOKEN + '\n' + 'Can you segment the {class_name} in this image?',
     IMAGE_TOKEN + '\n' + 'Please segment the {class_name} in this image.',
-    IMAGE_TOKEN + '\n' + 'What is {class_name} in this image? Please respond with segmentation mask.',
+    IMAGE_TOKEN
+    + '\n'
+    + 'What is {class_name} in this image? Please respond with segmentation mask.',
     IMAGE_TOKEN + '\n' + 'What is {class_name} in this image? Please output segmentation mask.',
 ]
 #: Long (sentence) questions; ``{sent}`` is filled in.

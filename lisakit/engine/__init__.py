@@ -1,4 +1,5 @@
 """Engine extensions (hooks mmengine lacks)."""
-from .hooks import ReasonSegVisualizationHook, TrainingHistoryHook
 
-__all__ = ['ReasonSegVisualizationHook', 'TrainingHistoryHook']
+from .hooks import DumpMetricsHook, ReasonSegVisualizationHook, TrainingHistoryHook
+
+__all__ = ['DumpMetricsHook', 'ReasonSegVisualizationHook', 'TrainingHistoryHook']

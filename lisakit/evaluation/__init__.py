@@ -1,4 +1,5 @@
 """Evaluation: functional gIoU/cIoU and the registered metric."""
+
 from .functional import giou_ciou
 from .metrics import ReasonSegMetric
 

@@ -1,4 +1,5 @@
 """Models: segmentors, backbones, necks, heads, losses, data preprocessors."""
+
 from .backbones import *  # noqa: F401,F403
 from .data_preprocessors import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403

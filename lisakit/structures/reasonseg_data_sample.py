@@ -1,4 +1,5 @@
 """The data sample passed between lisakit components."""
+
 from __future__ import annotations
 
 import torch

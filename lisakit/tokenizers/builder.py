@@ -6,6 +6,7 @@ local folder path (shorthand for ``HFTokenizer``). The backbone and the
 tokenization transform build the tokenizer from the *same* config, so the ids
 of ``<SEG>`` and ``<image>`` agree between model and data.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,13 +36,15 @@ def HFTokenizer(path: str, **kwargs) -> PreTrainedTokenizerBase:  # noqa: N802 (
         raise FileNotFoundError(
             f'Tokenizer folder {path!r} does not exist. lisakit never downloads: set the '
             'tokenizer config (e.g. model.backbone.tokenizer.path) to a local folder '
-            'holding tokenizer.json / tokenizer_config.json.')
+            'holding tokenizer.json / tokenizer_config.json.'
+        )
     kwargs.setdefault('padding_side', 'right')
     return AutoTokenizer.from_pretrained(path, local_files_only=True, **kwargs)
 
 
-def add_lisa_tokens(tokenizer: PreTrainedTokenizerBase, seg_token: str = SEG_TOKEN,
-                    image_token: str = IMAGE_TOKEN) -> PreTrainedTokenizerBase:
+def add_lisa_tokens(
+    tokenizer: PreTrainedTokenizerBase, seg_token: str = SEG_TOKEN, image_token: str = IMAGE_TOKEN
+) -> PreTrainedTokenizerBase:
     """Add the ``<image>`` placeholder and the ``<SEG>`` token if missing.
 
     ``<SEG>`` is added as a normal (non-special) token, as LISA does, so it is
@@ -59,7 +62,8 @@ def add_lisa_tokens(tokenizer: PreTrainedTokenizerBase, seg_token: str = SEG_TOK
     if image_token not in vocab:
         tokenizer.add_special_tokens(
             {'additional_special_tokens': [AddedToken(image_token, normalized=False)]},
-            replace_extra_special_tokens=False)
+            replace_extra_special_tokens=False,
+        )
     if seg_token not in vocab:
         tokenizer.add_tokens([AddedToken(seg_token, normalized=False, special=False)])
     if tokenizer.pad_token is None:
@@ -67,8 +71,9 @@ def add_lisa_tokens(tokenizer: PreTrainedTokenizerBase, seg_token: str = SEG_TOK
     return tokenizer
 
 
-def build_tokenizer(cfg: TokenizerCfg, seg_token: str = SEG_TOKEN,
-                    image_token: str = IMAGE_TOKEN) -> PreTrainedTokenizerBase:
+def build_tokenizer(
+    cfg: TokenizerCfg, seg_token: str = SEG_TOKEN, image_token: str = IMAGE_TOKEN
+) -> PreTrainedTokenizerBase:
     """Build a tokenizer from a config and make sure it knows lisakit's tokens.
 
     Args:
@@ -86,6 +91,8 @@ def build_tokenizer(cfg: TokenizerCfg, seg_token: str = SEG_TOKEN,
     elif isinstance(cfg, dict):
         tokenizer = TOKENIZERS.build(dict(cfg))
     else:
-        raise TypeError(f'tokenizer config must be a dict, a local path or a tokenizer, '
-                        f'got {type(cfg).__name__}.')
+        raise TypeError(
+            f'tokenizer config must be a dict, a local path or a tokenizer, '
+            f'got {type(cfg).__name__}.'
+        )
     return add_lisa_tokens(tokenizer, seg_token, image_token)

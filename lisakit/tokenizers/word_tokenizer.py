@@ -6,6 +6,7 @@ WordLevel model (lowercasing, whitespace + punctuation splitting) over a fixed,
 sorted vocabulary, wrapped as a ``transformers`` fast tokenizer, so ids are
 identical in every process.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,10 +26,15 @@ def default_corpus() -> list[str]:
     """Texts whose words form the default vocabulary (templates + shapes data)."""
     from lisakit.datasets import shapes_reasonseg, templates
     from lisakit.datasets.transforms import conversation
-    texts = (templates.SHORT_QUESTION_LIST + templates.LONG_QUESTION_LIST +
-             templates.EXPLANATORY_QUESTION_LIST + templates.ANSWER_LIST)
-    texts += [t.system for t in conversation.CONVERSATION_TEMPLATES.values()]
-    texts += [' '.join(t.roles) for t in conversation.CONVERSATION_TEMPLATES.values()]
+
+    texts = (
+        templates.SHORT_QUESTION_LIST
+        + templates.LONG_QUESTION_LIST
+        + templates.EXPLANATORY_QUESTION_LIST
+        + templates.ANSWER_LIST
+    )
+    for template in conversation.CONVERSATION_TEMPLATES.values():
+        texts += [template.head(), template.tail()]
     return texts + shapes_reasonseg.corpus()
 
 
@@ -42,9 +48,11 @@ def corpus_vocab(texts: Iterable[str], specials: Sequence[str] = _SPECIALS) -> d
 
 
 @TOKENIZERS.register_module()
-def WordTokenizer(corpus: Optional[Sequence[str]] = None,  # noqa: N802 (registry name)
-                  extra_words: Sequence[str] = (),
-                  model_max_length: int = 512) -> PreTrainedTokenizerFast:
+def WordTokenizer(  # noqa: N802 (a registry name, used like a class)
+    corpus: Optional[Sequence[str]] = None,
+    extra_words: Sequence[str] = (),
+    model_max_length: int = 512,
+) -> PreTrainedTokenizerFast:
     """Build the offline word-level tokenizer.
 
     Args:
@@ -62,5 +70,11 @@ def WordTokenizer(corpus: Optional[Sequence[str]] = None,  # noqa: N802 (registr
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.decoder = decoders.WordPiece(prefix='##')  # joins words with spaces
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token=UNK, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-        padding_side='right', model_max_length=model_max_length)
+        tokenizer_object=tok,
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        padding_side='right',
+        model_max_length=model_max_length,
+    )

@@ -1,10 +1,14 @@
 """Atomic file writes: a crash never leaves a half-written file behind."""
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
 from typing import Any, Callable
+
+#: Permissions of written files (mkstemp creates 0600).
+FILE_MODE = 0o644
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -15,6 +19,7 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -23,7 +28,9 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
 
 def dump_json_atomic(obj: Any, path: str) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
+
     def write(tmp: str) -> None:
         with open(tmp, 'w', encoding='utf-8') as f:
             json.dump(obj, f, indent=2)
+
     atomic_write(path, write)

@@ -1,4 +1,5 @@
 """Process set-up shared by the tools: safe checkpoint loading and CPU DDP."""
+
 from __future__ import annotations
 
 import os
@@ -6,12 +7,12 @@ import os
 import torch
 from mmengine.config import Config
 
-from .checkpoint import register_checkpoint_safe_globals
+from .checkpoint import register_checkpoint_loader
 
 
 def setup_runtime() -> None:
-    """Make mmengine checkpoints loadable under ``torch.load(weights_only=True)``."""
-    register_checkpoint_safe_globals()
+    """Load mmengine checkpoints safely on torch >= 2.6 (see ``register_checkpoint_loader``)."""
+    register_checkpoint_loader()
 
 
 def prepare_cpu_distributed(cfg: Config) -> None:
@@ -23,8 +24,12 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
         return
     import torch.distributed as dist
+
     if not dist.is_initialized():
-        dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
-                                world_size=int(os.environ['WORLD_SIZE']))
+        dist.init_process_group(
+            backend='gloo', rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE'])
+        )
     cfg.env_cfg.dist_cfg = dict(backend='gloo')
-    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
+    wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper

@@ -1,4 +1,5 @@
 """Visualizers."""
+
 from .local_visualizer import ReasonSegLocalVisualizer
 
 __all__ = ['ReasonSegLocalVisualizer']

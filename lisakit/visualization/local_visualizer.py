@@ -1,4 +1,5 @@
 """Mask overlays for reasoning segmentation."""
+
 from __future__ import annotations
 
 import textwrap
@@ -28,14 +29,28 @@ class ReasonSegLocalVisualizer(Visualizer):
             arr = np.asarray(masks)
             m = arr if arr.dtype == bool else arr == 1  # 255 (ignore) is not drawn
             self.draw_binary_masks(m, colors=[color] * len(m), alphas=alpha)
-        self.draw_texts(title, np.array([5, 5]), font_sizes=12, colors='white',
-                        bboxes=dict(facecolor='black', alpha=0.6, pad=2))
+        self.draw_texts(
+            title,
+            np.array([5, 5]),
+            font_sizes=12,
+            colors='white',
+            bboxes=dict(facecolor='black', alpha=0.6, pad=2),
+        )
         return self.get_image()
 
-    def add_datasample(self, name: str, image: np.ndarray, data_sample: ReasonSegDataSample,
-                       draw_gt: bool = True, draw_pred: bool = True, show: bool = False,
-                       wait_time: float = 0, out_file: Optional[str] = None,
-                       step: int = 0, alpha: float = 0.5) -> np.ndarray:
+    def add_datasample(
+        self,
+        name: str,
+        image: np.ndarray,
+        data_sample: ReasonSegDataSample,
+        draw_gt: bool = True,
+        draw_pred: bool = True,
+        show: bool = False,
+        wait_time: float = 0,
+        out_file: Optional[str] = None,
+        step: int = 0,
+        alpha: float = 0.5,
+    ) -> np.ndarray:
         """Draw a sample; save to ``out_file`` or the visualizer backends.
 
         Args:
@@ -54,8 +69,11 @@ class ReasonSegLocalVisualizer(Visualizer):
             The drawn (H', W', 3) RGB image.
         """
         scale = max(1, int(np.ceil(MIN_DRAW_SIDE / max(image.shape[:2]))))
-        big = np.asarray(Image.fromarray(image).resize(
-            (image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST))
+        big = np.asarray(
+            Image.fromarray(image).resize(
+                (image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST
+            )
+        )
 
         def up(masks):
             if masks is None:
@@ -63,15 +81,16 @@ class ReasonSegLocalVisualizer(Visualizer):
             m = np.asarray(masks.cpu() if hasattr(masks, 'cpu') else masks)
             return m.repeat(scale, axis=-2).repeat(scale, axis=-1)
 
-        query = '\n'.join(textwrap.wrap(str(data_sample.metainfo.get('question', '')),
-                                        TEXT_WRAP))
+        query = '\n'.join(textwrap.wrap(str(data_sample.metainfo.get('question', '')), TEXT_WRAP))
         panels = []
         if draw_gt and 'gt_masks' in data_sample:
-            panels.append(self._panel(big, up(data_sample.gt_masks), GT_COLOR,
-                                      'GT: ' + query, alpha))
+            panels.append(
+                self._panel(big, up(data_sample.gt_masks), GT_COLOR, 'GT: ' + query, alpha)
+            )
         if draw_pred and 'pred_masks' in data_sample:
-            panels.append(self._panel(big, up(data_sample.pred_masks), PRED_COLOR,
-                                      'Pred: ' + query, alpha))
+            panels.append(
+                self._panel(big, up(data_sample.pred_masks), PRED_COLOR, 'Pred: ' + query, alpha)
+            )
         drawn = np.concatenate(panels, axis=1) if panels else big
         if show:
             self.show(drawn, win_name=name, wait_time=wait_time)

@@ -1,6 +1,6 @@
 # Generated coloured-shapes reasoning segmentation (see lisakit/datasets/shapes_reasonseg.py).
-# `tokenizer`, `sam_img_size` and `clip_size` must match the model config; the method
-# config ties them together.
+# `sam_img_size` and `clip_size` must match the model's SAM input size and CLIP
+# image_size; the method config ties the model's tokenizer to `tokenizer`.
 dataset_type = 'ShapesReasonSegDataset'
 tokenizer = dict(type='WordTokenizer')
 sam_img_size = 64
@@ -18,8 +18,9 @@ train_dataloader = dict(
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, split='train', num_samples=4000, seed=0,
-                 pipeline=train_pipeline),
+    dataset=dict(
+        type=dataset_type, split='train', num_samples=4000, seed=0, pipeline=train_pipeline
+    ),
 )
 val_dataloader = dict(
     batch_size=16,
@@ -27,8 +28,15 @@ val_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     # LISA-style validation: the fixed answer "<SEG>." (teacher-forced).
-    dataset=dict(type=dataset_type, split='val', num_samples=300, seed=0,
-                 answers=['<SEG>.'], test_mode=True, pipeline=test_pipeline),
+    dataset=dict(
+        type=dataset_type,
+        split='val',
+        num_samples=300,
+        seed=0,
+        answers=['<SEG>.'],
+        test_mode=True,
+        pipeline=test_pipeline,
+    ),
 )
 test_dataloader = val_dataloader
 val_evaluator = dict(type='ReasonSegMetric', group_by='query_type')

@@ -7,8 +7,14 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=1.0),
 )
 param_scheduler = [
-    dict(type='ReduceOnPlateauLR', monitor='cIoU', rule='greater', factor=0.5, patience=3,
-         by_epoch=True),
+    dict(
+        type='ReduceOnPlateauLR',
+        monitor='cIoU',
+        rule='greater',
+        factor=0.5,
+        patience=3,
+        by_epoch=True,
+    ),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict(type='ValLoop')

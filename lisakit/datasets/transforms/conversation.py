@@ -1,4 +1,5 @@
 """Conversation templates and tokenization with answer-only labels."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ class ConversationTemplate:
 CONVERSATION_TEMPLATES = {
     'llava_v1': ConversationTemplate(
         system='A chat between a curious human and an artificial intelligence assistant. '
-        "The assistant gives helpful, detailed, and polite answers to the human's questions."),
+        "The assistant gives helpful, detailed, and polite answers to the human's questions."
+    ),
     'plain': ConversationTemplate(system=''),
 }
 
@@ -52,8 +54,10 @@ def get_template(template: Union[str, dict, ConversationTemplate]) -> Conversati
     if isinstance(template, dict):
         return ConversationTemplate(**template)
     if template not in CONVERSATION_TEMPLATES:
-        raise ValueError(f'Unknown conversation template {template!r}; expected one of '
-                         f'{sorted(CONVERSATION_TEMPLATES)} or a dict(system=, roles=, sep=).')
+        raise ValueError(
+            f'Unknown conversation template {template!r}; expected one of '
+            f'{sorted(CONVERSATION_TEMPLATES)} or a dict(system=, roles=, sep=).'
+        )
     return CONVERSATION_TEMPLATES[template]
 
 
@@ -74,9 +78,14 @@ class TokenizeConversation:
         image_token: Text of the image placeholder.
     """
 
-    def __init__(self, tokenizer: Union[str, dict], template: Union[str, dict] = 'llava_v1',
-                 max_length: int = 512, seg_token: str = SEG_TOKEN,
-                 image_token: str = IMAGE_TOKEN) -> None:
+    def __init__(
+        self,
+        tokenizer: Union[str, dict],
+        template: Union[str, dict] = 'llava_v1',
+        max_length: int = 512,
+        seg_token: str = SEG_TOKEN,
+        image_token: str = IMAGE_TOKEN,
+    ) -> None:
         self.tokenizer_cfg = tokenizer
         self.template = get_template(template)
         self.max_length = max_length
@@ -88,8 +97,7 @@ class TokenizeConversation:
     def tokenizer(self):
         """The tokenizer, built lazily (once per dataloader worker)."""
         if self._tokenizer is None:
-            self._tokenizer = build_tokenizer(self.tokenizer_cfg, self.seg_token,
-                                              self.image_token)
+            self._tokenizer = build_tokenizer(self.tokenizer_cfg, self.seg_token, self.image_token)
         return self._tokenizer
 
     def _encode(self, text: str) -> list[int]:
@@ -100,8 +108,10 @@ class TokenizeConversation:
         name = results.get('img_path') or f'sample {results.get("sample_idx")}'
         question, answer = results['question'], results['answer']
         if question.count(self.image_token) != 1:
-            raise ValueError(f'{name}: the question must contain exactly one '
-                             f'{self.image_token!r}, got {question!r}.')
+            raise ValueError(
+                f'{name}: the question must contain exactly one '
+                f'{self.image_token!r}, got {question!r}.'
+            )
         bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
         head = bos + self._encode(self.template.head())
         q_ids = self._encode(question)
@@ -109,10 +119,14 @@ class TokenizeConversation:
         a_ids = self._encode(answer) + [tok.eos_token_id]
         budget = self.max_length - len(head) - len(tail) - len(a_ids)
         image_id = tok.convert_tokens_to_ids(self.image_token)
-        if budget < q_ids.index(image_id) + 1:
-            raise ValueError(f'{name}: the prompt frame and answer need '
-                             f'{self.max_length - budget} tokens, more than max_length='
-                             f'{self.max_length}; raise max_length or shorten the answer.')
+        keep = q_ids.index(image_id) + 1  # the question is never cut before <image>
+        if budget < keep:
+            need = self.max_length - budget + keep
+            raise ValueError(
+                f'{name}: the prompt frame, the image token and the answer need {need} '
+                f'tokens, more than max_length={self.max_length}; raise max_length or '
+                'shorten the answer.'
+            )
         q_ids = q_ids[:budget]
         ids = head + q_ids + tail + a_ids
         labels = [LM_IGNORE_INDEX] * (len(ids) - len(a_ids)) + a_ids
@@ -121,6 +135,8 @@ class TokenizeConversation:
         gt_masks = results.get('gt_masks')
         n_seg = a_ids.count(tok.convert_tokens_to_ids(self.seg_token))
         if gt_masks is not None and n_seg != len(gt_masks):
-            raise ValueError(f'{name}: the answer {answer!r} has {n_seg} {self.seg_token} '
-                             f'tokens but there are {len(gt_masks)} masks.')
+            raise ValueError(
+                f'{name}: the answer {answer!r} has {n_seg} {self.seg_token} '
+                f'tokens but there are {len(gt_masks)} masks.'
+            )
         return results

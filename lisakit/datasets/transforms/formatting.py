@@ -1,4 +1,5 @@
 """Pack a transformed sample into model inputs and a data sample."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -10,8 +11,16 @@ from lisakit.registry import TRANSFORMS
 from lisakit.structures import ReasonSegDataSample
 
 #: Meta keys copied into the data sample by default.
-DEFAULT_META_KEYS = ('sample_idx', 'img_path', 'ori_shape', 'sam_resize', 'question', 'answer',
-                     'query_type', 'is_sentence')
+DEFAULT_META_KEYS = (
+    'sample_idx',
+    'img_path',
+    'ori_shape',
+    'sam_resize',
+    'question',
+    'answer',
+    'query_type',
+    'is_sentence',
+)
 
 
 @TRANSFORMS.register_module()

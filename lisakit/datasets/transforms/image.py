@@ -1,4 +1,5 @@
 """The two image branches: SAM (full image) and CLIP (the VLM's processor)."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -26,8 +27,12 @@ class SAMPreprocess:
         std: RGB std on the 0-255 scale.
     """
 
-    def __init__(self, img_size: int = 1024, mean: Sequence[float] = SAM_PIXEL_MEAN,
-                 std: Sequence[float] = SAM_PIXEL_STD) -> None:
+    def __init__(
+        self,
+        img_size: int = 1024,
+        mean: Sequence[float] = SAM_PIXEL_MEAN,
+        std: Sequence[float] = SAM_PIXEL_STD,
+    ) -> None:
         self.img_size = img_size
         self.resizer = ResizeLongestSide(img_size)
         self.mean = torch.tensor(mean).view(3, 1, 1)
@@ -58,15 +63,22 @@ class CLIPPreprocess:
         std: RGB std (0-1 scale).
     """
 
-    def __init__(self, size: int = 224, pretrained: Optional[str] = None,
-                 mean: Sequence[float] = CLIP_PIXEL_MEAN,
-                 std: Sequence[float] = CLIP_PIXEL_STD) -> None:
+    def __init__(
+        self,
+        size: int = 224,
+        pretrained: Optional[str] = None,
+        mean: Sequence[float] = CLIP_PIXEL_MEAN,
+        std: Sequence[float] = CLIP_PIXEL_STD,
+    ) -> None:
         if pretrained is not None:
             self.processor = CLIPImageProcessor.from_pretrained(pretrained, local_files_only=True)
         else:
             self.processor = CLIPImageProcessor(
-                size={'shortest_edge': size}, crop_size={'height': size, 'width': size},
-                image_mean=list(mean), image_std=list(std))
+                size={'shortest_edge': size},
+                crop_size={'height': size, 'width': size},
+                image_mean=list(mean),
+                image_std=list(std),
+            )
 
     def __call__(self, results: dict) -> dict:
         out = self.processor(images=results['img'], return_tensors='pt')

@@ -1,4 +1,5 @@
 """Image loading."""
+
 from __future__ import annotations
 
 import os
@@ -21,13 +22,15 @@ class LoadImageFromFile:
         if results.get('img') is None:
             path = results.get('img_path')
             if not path or not os.path.isfile(path):
-                raise FileNotFoundError(f'Image {path!r} not found; check data_root and the '
-                                        'annotation that names it.')
+                raise FileNotFoundError(
+                    f'Image {path!r} not found; check data_root and the annotation that names it.'
+                )
             try:
                 with Image.open(path) as im:
                     results['img'] = np.array(ImageOps.exif_transpose(im).convert('RGB'))
             except (UnidentifiedImageError, OSError) as err:
-                raise ValueError(f'Image {path!r} cannot be decoded ({err}); re-export or '
-                                 'remove it.') from err
+                raise ValueError(
+                    f'Image {path!r} cannot be decoded ({err}); re-export or remove it.'
+                ) from err
         results['ori_shape'] = tuple(results['img'].shape[:2])
         return results

@@ -1,4 +1,5 @@
+from .dump_metrics_hook import DumpMetricsHook
 from .training_history_hook import TrainingHistoryHook
 from .visualization_hook import ReasonSegVisualizationHook
 
-__all__ = ['ReasonSegVisualizationHook', 'TrainingHistoryHook']
+__all__ = ['DumpMetricsHook', 'ReasonSegVisualizationHook', 'TrainingHistoryHook']

@@ -1,4 +1,5 @@
 """Per-epoch metrics files, ``training_history.json`` and ``training_history.png``."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,22 @@ from lisakit.registry import HOOKS
 from lisakit.utils.io import atomic_write, dump_json_atomic
 
 #: Quantities tracked per epoch: (history key, train log key, val data-sample loss key).
-TRACKED = (('loss', 'loss', None), ('ce', 'loss_ce', 'loss_ce'), ('bce', 'loss_bce', 'loss_bce'),
-           ('dice', 'loss_dice', 'loss_dice'), ('cIoU', 'cIoU', None), ('gIoU', 'gIoU', None))
-PANELS = (('loss', 'Total loss'), ('ce', 'CE loss'), ('bce', 'BCE loss'), ('dice', 'Dice loss'),
-          ('cIoU', 'cIoU'), ('gIoU', 'gIoU'))
+TRACKED = (
+    ('loss', 'loss', None),
+    ('ce', 'loss_ce', 'loss_ce'),
+    ('bce', 'loss_bce', 'loss_bce'),
+    ('dice', 'loss_dice', 'loss_dice'),
+    ('cIoU', 'cIoU', None),
+    ('gIoU', 'gIoU', None),
+)
+PANELS = (
+    ('loss', 'Total loss'),
+    ('ce', 'CE loss'),
+    ('bce', 'BCE loss'),
+    ('dice', 'Dice loss'),
+    ('cIoU', 'cIoU'),
+    ('gIoU', 'gIoU'),
+)
 BYTES_PER_GB = 1024**3
 KB_PER_GB = 1024**2
 
@@ -34,8 +47,10 @@ def peak_memory_gb() -> tuple[float, str]:
 def plot_history(history: dict, path: str) -> None:
     """Draw the 6-panel train-vs-val figure of ``history`` to ``path`` (PNG)."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     for ax, (key, title) in zip(axes.flat, PANELS):
         for split, style in (('train', 'o-'), ('val', 's-')):
@@ -89,8 +104,7 @@ class TrainingHistoryHook(Hook):
             with open(path, encoding='utf-8') as f:
                 old = json.load(f)
             for split in ('train', 'val'):
-                self.history[split] = [r for r in old.get(split, [])
-                                       if r['epoch'] <= runner.epoch]
+                self.history[split] = [r for r in old.get(split, []) if r['epoch'] <= runner.epoch]
 
     def _reset(self) -> None:
         self._sums.clear()
@@ -127,8 +141,9 @@ class TrainingHistoryHook(Hook):
     def before_val_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._tic = time.perf_counter()
 
-    def after_val_iter(self, runner, batch_idx: int, data_batch=None,
-                       outputs: Optional[Sequence] = None) -> None:
+    def after_val_iter(
+        self, runner, batch_idx: int, data_batch=None, outputs: Optional[Sequence] = None
+    ) -> None:
         self._val_time += time.perf_counter() - self._tic
         for sample in outputs or []:
             self._val_samples += 1
@@ -148,12 +163,16 @@ class TrainingHistoryHook(Hook):
         self.history['val'].append(row)
         memory, source = peak_memory_gb()
         self.history['benchmarks'] = dict(
-            peak_memory_gb=round(memory, 4), peak_memory_source=source,
-            avg_inference_time_s=self._val_time / max(self._val_samples, 1))
+            peak_memory_gb=round(memory, 4),
+            peak_memory_source=source,
+            avg_inference_time_s=self._val_time / max(self._val_samples, 1),
+        )
         train = [r for r in self.history['train'] if r['epoch'] == row['epoch']]
         if is_main_process():
-            dump_json_atomic(dict(epoch=row['epoch'], train=train[-1] if train else None,
-                                  val=row), self._path(runner, f'metrics_epoch_{row["epoch"]}.json'))
+            dump_json_atomic(
+                dict(epoch=row['epoch'], train=train[-1] if train else None, val=row),
+                self._path(runner, f'metrics_epoch_{row["epoch"]}.json'),
+            )
         self._save(runner)
 
     def _save(self, runner) -> None:

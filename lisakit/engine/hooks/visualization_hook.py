@@ -1,4 +1,5 @@
 """Write mask overlays during validation / testing (``tools/test.py --show-dir``)."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,14 @@ class ReasonSegVisualizationHook(Hook):
         draw_val: Also draw during validation (to the visualizer backends).
     """
 
-    def __init__(self, draw: bool = False, interval: int = 1, show: bool = False,
-                 test_out_dir: Optional[str] = None, draw_val: bool = False) -> None:
+    def __init__(
+        self,
+        draw: bool = False,
+        interval: int = 1,
+        show: bool = False,
+        test_out_dir: Optional[str] = None,
+        draw_val: bool = False,
+    ) -> None:
         self.draw = draw
         self.interval = interval
         self.show = show
@@ -50,8 +57,14 @@ class ReasonSegVisualizationHook(Hook):
             if idx is not None:
                 name = f'{int(idx):05d}'
             out_file = os.path.join(out_dir, f'{name}.png') if out_dir else None
-            visualizer.add_datasample(name, self._image(sample), sample, show=self.show,
-                                      out_file=out_file, step=runner.iter)
+            visualizer.add_datasample(
+                name,
+                self._image(sample),
+                sample,
+                show=self.show,
+                out_file=out_file,
+                step=runner.iter,
+            )
 
     def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.draw_val:

@@ -7,6 +7,7 @@ prediction on an empty target is correct).
 - gIoU = sum_k iou_k / (N + 1e-5)   (mean over masks)
 - cIoU = sum_k I_k / (sum_k U_k + 1e-10)   (cumulative over the split)
 """
+
 from __future__ import annotations
 
 from typing import Sequence, Union
@@ -24,11 +25,14 @@ CIOU_EPS = 1e-10
 
 
 def _to_tensor(x: ArrayLike) -> torch.Tensor:
-    return x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    return torch.from_numpy(np.ascontiguousarray(x))
 
 
-def intersection_union(pred: ArrayLike, gt: ArrayLike,
-                       ignore_index: int = IGNORE_INDEX) -> tuple[torch.Tensor, torch.Tensor]:
+def intersection_union(
+    pred: ArrayLike, gt: ArrayLike, ignore_index: int = IGNORE_INDEX
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Foreground intersections and unions of masks, ignoring ``ignore_index``.
 
     Args:
@@ -41,8 +45,9 @@ def intersection_union(pred: ArrayLike, gt: ArrayLike,
     """
     pred, gt = _to_tensor(pred), _to_tensor(gt)
     if pred.shape != gt.shape:
-        raise ValueError(f'Prediction {tuple(pred.shape)} and target {tuple(gt.shape)} '
-                         'shapes differ.')
+        raise ValueError(
+            f'Prediction {tuple(pred.shape)} and target {tuple(gt.shape)} shapes differ.'
+        )
     valid = gt != ignore_index
     p = pred.bool() & valid
     g = (gt == 1) & valid
@@ -63,8 +68,9 @@ def summarize_iou(intersections: Sequence[float], unions: Sequence[float]) -> di
     }
 
 
-def giou_ciou(preds: Sequence[ArrayLike], gts: Sequence[ArrayLike],
-              ignore_index: int = IGNORE_INDEX) -> dict[str, float]:
+def giou_ciou(
+    preds: Sequence[ArrayLike], gts: Sequence[ArrayLike], ignore_index: int = IGNORE_INDEX
+) -> dict[str, float]:
     """Compute LISA's gIoU and cIoU over a set of masks.
 
     Args:

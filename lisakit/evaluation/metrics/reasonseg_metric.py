@@ -1,4 +1,5 @@
 """ReasonSeg metric: LISA's gIoU and cIoU, optionally per query group."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -29,8 +30,13 @@ class ReasonSegMetric(BaseMetric):
 
     default_prefix: Optional[str] = None
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX, group_by: Optional[str] = None,
-                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        ignore_index: int = IGNORE_INDEX,
+        group_by: Optional[str] = None,
+        collect_device: str = 'cpu',
+        prefix: Optional[str] = None,
+    ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.ignore_index = ignore_index
         self.group_by = group_by
@@ -40,14 +46,18 @@ class ReasonSegMetric(BaseMetric):
         for sample in data_samples:
             pred, gt = sample['pred_masks'], sample['gt_masks']
             if len(pred) != len(gt):
-                raise ValueError(f'Sample {sample.get("img_path") or sample.get("sample_idx")}:'
-                                 f' {len(pred)} predicted masks for {len(gt)} targets.')
+                raise ValueError(
+                    f'Sample {sample.get("img_path") or sample.get("sample_idx")}:'
+                    f' {len(pred)} predicted masks for {len(gt)} targets.'
+                )
             inter, union = intersection_union(pred.cpu(), gt.cpu(), self.ignore_index)
             group = sample.get(self.group_by) if self.group_by else None
-            self.results += [(int(i), int(u), group) for i, u in zip(inter, union)]
+            # one entry per sample: mmengine truncates and gathers results per dataset item
+            self.results.append([(int(i), int(u), group) for i, u in zip(inter, union)])
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         """Overall and per-group gIoU / cIoU."""
+        results = [mask for sample in results for mask in sample]
         metrics = summarize_iou([r[0] for r in results], [r[1] for r in results])
         if self.group_by:
             groups = defaultdict(list)
@@ -56,6 +66,9 @@ class ReasonSegMetric(BaseMetric):
             for name, rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
                 for k, v in summarize_iou([r[0] for r in rs], [r[1] for r in rs]).items():
                     metrics[f'{name}/{k}'] = v
-        print_log(f'ReasonSegMetric over {len(results)} masks: ' +
-                  ', '.join(f'{k}={v:.4f}' for k, v in metrics.items()), logger='current')
+        print_log(
+            f'ReasonSegMetric over {len(results)} masks: '
+            + ', '.join(f'{k}={v:.4f}' for k, v in metrics.items()),
+            logger='current',
+        )
         return metrics

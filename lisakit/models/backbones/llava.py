@@ -6,6 +6,7 @@ into one token per visual feature, and the selection of the hidden states that
 *predict* each ``<SEG>`` (LISA uses the state at the position just before
 ``<SEG>``, i.e. the one whose logits emit it).
 """
+
 from __future__ import annotations
 
 import os
@@ -53,18 +54,20 @@ class LlavaBackbone(BaseModule):
         init_cfg: mmengine init config.
     """
 
-    def __init__(self,
-                 tokenizer: Union[str, dict],
-                 pretrained: Optional[str] = None,
-                 llava_config: Optional[dict] = None,
-                 seg_token: str = SEG_TOKEN,
-                 image_token: str = IMAGE_TOKEN,
-                 freeze_vision_tower: bool = True,
-                 freeze_projector: bool = True,
-                 freeze_language_model: bool = True,
-                 lora: Optional[dict] = None,
-                 torch_dtype: str = 'float32',
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        tokenizer: Union[str, dict],
+        pretrained: Optional[str] = None,
+        llava_config: Optional[dict] = None,
+        seg_token: str = SEG_TOKEN,
+        image_token: str = IMAGE_TOKEN,
+        freeze_vision_tower: bool = True,
+        freeze_projector: bool = True,
+        freeze_language_model: bool = True,
+        lora: Optional[dict] = None,
+        torch_dtype: str = 'float32',
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.tokenizer = build_tokenizer(tokenizer, seg_token, image_token)
         self.seg_token_id = self.tokenizer.convert_tokens_to_ids(seg_token)
@@ -74,24 +77,30 @@ class LlavaBackbone(BaseModule):
         model.resize_token_embeddings(len(self.tokenizer))
         model.config.image_token_id = self.image_token_id
         self.num_image_tokens = self._count_image_tokens(model.config)
-        self.llava = self._setup_trainable(model, freeze_vision_tower, freeze_projector,
-                                           freeze_language_model, lora)
+        self.llava = self._setup_trainable(
+            model, freeze_vision_tower, freeze_projector, freeze_language_model, lora
+        )
 
     # ------------------------------------------------------------------ build
-    def _build_hf_model(self, pretrained: Optional[str], llava_config: Optional[dict],
-                        dtype: torch.dtype) -> LlavaForConditionalGeneration:
+    def _build_hf_model(
+        self, pretrained: Optional[str], llava_config: Optional[dict], dtype: torch.dtype
+    ) -> LlavaForConditionalGeneration:
         if (pretrained is None) == (llava_config is None):
-            raise ValueError('LlavaBackbone needs exactly one of `pretrained` (a local HF '
-                             'folder) or `llava_config` (a dict for transformers.LlavaConfig); '
-                             f'got pretrained={pretrained!r}, llava_config='
-                             f'{"set" if llava_config else None}.')
+            raise ValueError(
+                'LlavaBackbone needs exactly one of `pretrained` (a local HF '
+                'folder) or `llava_config` (a dict for transformers.LlavaConfig); '
+                f'got pretrained={pretrained!r}, llava_config='
+                f'{"set" if llava_config else None}.'
+            )
         if pretrained is not None:
             if not os.path.isdir(pretrained):
                 raise FileNotFoundError(
                     f'model.backbone.pretrained={pretrained!r} is not a local folder. lisakit '
-                    'never downloads: point it to a Hugging Face LLaVA folder on disk.')
+                    'never downloads: point it to a Hugging Face LLaVA folder on disk.'
+                )
             return LlavaForConditionalGeneration.from_pretrained(
-                pretrained, local_files_only=True, dtype=dtype)
+                pretrained, local_files_only=True, dtype=dtype
+            )
         cfg = dict(llava_config)
         text_cfg = dict(cfg.pop('text_config'))
         text_cfg.setdefault('vocab_size', len(self.tokenizer))
@@ -103,22 +112,35 @@ class LlavaBackbone(BaseModule):
     def _count_image_tokens(config: LlavaConfig) -> int:
         """Visual features per image: patches, plus CLS under the 'full' strategy."""
         vision = config.vision_config
-        patches = (vision.image_size // vision.patch_size)**2
+        patches = (vision.image_size // vision.patch_size) ** 2
         return patches + int(config.vision_feature_select_strategy == 'full')
 
-    def _setup_trainable(self, model: LlavaForConditionalGeneration, freeze_vision_tower: bool,
-                         freeze_projector: bool, freeze_language_model: bool,
-                         lora: Optional[dict]) -> torch.nn.Module:
+    def _setup_trainable(
+        self,
+        model: LlavaForConditionalGeneration,
+        freeze_vision_tower: bool,
+        freeze_projector: bool,
+        freeze_language_model: bool,
+        lora: Optional[dict],
+    ) -> torch.nn.Module:
         """Freeze parts as configured and optionally add LoRA to the language model."""
         model.requires_grad_(False)
         if lora is not None:
             from peft import LoraConfig, get_peft_model
+
             lora = dict(lora)
             targets = lora.pop('target_modules', DEFAULT_LORA_TARGETS)
-            model = get_peft_model(model, LoraConfig(
-                r=lora.pop('r', 8), lora_alpha=lora.pop('alpha', 16),
-                lora_dropout=lora.pop('dropout', 0.05), bias=lora.pop('bias', 'none'),
-                target_modules=_lora_target_regex(targets), **lora))
+            model = get_peft_model(
+                model,
+                LoraConfig(
+                    r=lora.pop('r', 8),
+                    lora_alpha=lora.pop('alpha', 16),
+                    lora_dropout=lora.pop('dropout', 0.05),
+                    bias=lora.pop('bias', 'none'),
+                    target_modules=_lora_target_regex(targets),
+                    **lora,
+                ),
+            )
         hf = model.get_base_model() if lora is not None else model
         hf.model.vision_tower.requires_grad_(not freeze_vision_tower)
         hf.model.multi_modal_projector.requires_grad_(not freeze_projector)
@@ -139,8 +161,12 @@ class LlavaBackbone(BaseModule):
         """Hidden size D of the language model."""
         return self.hf_model.config.text_config.hidden_size
 
-    def expand_image_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                            labels: Optional[torch.Tensor] = None) -> tuple:
+    def expand_image_tokens(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: Optional[torch.Tensor] = None,
+    ) -> tuple:
         """Replace the single ``<image>`` of each row by one token per visual feature.
 
         Args:
@@ -154,16 +180,19 @@ class LlavaBackbone(BaseModule):
         """
         counts = (input_ids == self.image_token_id).sum(dim=1)
         if not bool((counts == 1).all()):
-            raise ValueError(f'Each sample must contain exactly one {IMAGE_TOKEN!r} token '
-                             f'before expansion; got counts {counts.tolist()}. Put one '
-                             f'{IMAGE_TOKEN!r} in every question.')
+            raise ValueError(
+                f'Each sample must contain exactly one {IMAGE_TOKEN!r} token '
+                f'before expansion; got counts {counts.tolist()}. Put one '
+                f'{IMAGE_TOKEN!r} in every question.'
+            )
         pos = (input_ids == self.image_token_id).int().argmax(dim=1)  # (B,)
         n_extra = self.num_image_tokens - 1
         # index map into the original row: position j of the new row reads old[src[j]]
         new_len = input_ids.shape[1] + n_extra
         j = torch.arange(new_len, device=input_ids.device)[None]  # (1, L')
-        src = torch.where(j <= pos[:, None], j,
-                          torch.clamp(j - n_extra, min=pos[:, None]))  # (B, L')
+        src = torch.where(
+            j <= pos[:, None], j, torch.clamp(j - n_extra, min=pos[:, None])
+        )  # (B, L')
         is_img = (j >= pos[:, None]) & (j <= pos[:, None] + n_extra)
         ids = torch.where(is_img, self.image_token_id, input_ids.gather(1, src))
         mask = attention_mask.gather(1, src)
@@ -171,8 +200,9 @@ class LlavaBackbone(BaseModule):
             labels = torch.where(is_img, LM_IGNORE_INDEX, labels.gather(1, src))
         return ids, mask, labels
 
-    def seg_hidden_states(self, hidden_states: torch.Tensor,
-                          input_ids: torch.Tensor) -> list[torch.Tensor]:
+    def seg_hidden_states(
+        self, hidden_states: torch.Tensor, input_ids: torch.Tensor
+    ) -> list[torch.Tensor]:
         """Hidden states that predict each ``<SEG>``, grouped per sample.
 
         Args:
@@ -190,8 +220,13 @@ class LlavaBackbone(BaseModule):
         return [hidden_states[b][predicts_seg[b]] for b in range(hidden_states.shape[0])]
 
     # --------------------------------------------------------------- forward
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                pixel_values: torch.Tensor, labels: Optional[torch.Tensor] = None) -> dict:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        labels: Optional[torch.Tensor] = None,
+    ) -> dict:
         """Run LLaVA on a batch.
 
         Args:
@@ -211,8 +246,13 @@ class LlavaBackbone(BaseModule):
         out = hf.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values)
         hidden = out.last_hidden_state  # (B, L', D), after the final norm
         logits = hf.lm_head(hidden)  # (B, L', V)
-        return dict(logits=logits, hidden_states=hidden, input_ids=ids, labels=labels,
-                    seg_embeds=self.seg_hidden_states(hidden, ids))
+        return dict(
+            logits=logits,
+            hidden_states=hidden,
+            input_ids=ids,
+            labels=labels,
+            seg_embeds=self.seg_hidden_states(hidden, ids),
+        )
 
     def log_trainable(self) -> None:
         """Log trainable / total parameters of the backbone once."""

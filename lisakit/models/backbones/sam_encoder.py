@@ -1,4 +1,5 @@
 """SAM image encoder (frozen by default) from ``segment_anything.modeling``."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -36,22 +37,33 @@ class SAMImageEncoder(BaseModule):
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, arch: Union[str, dict] = 'vit_h', img_size: int = 1024,
-                 checkpoint: Optional[str] = None, frozen: bool = True,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        arch: Union[str, dict] = 'vit_h',
+        img_size: int = 1024,
+        checkpoint: Optional[str] = None,
+        frozen: bool = True,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
             if arch not in SAM_ENCODER_ARCHS:
-                raise ValueError(f'model.sam_encoder.arch={arch!r} is unknown; expected one of '
-                                 f'{sorted(SAM_ENCODER_ARCHS)} or a dict of sizes.')
+                raise ValueError(
+                    f'model.sam_encoder.arch={arch!r} is unknown; expected one of '
+                    f'{sorted(SAM_ENCODER_ARCHS)} or a dict of sizes.'
+                )
             arch = SAM_ENCODER_ARCHS[arch]
         arch = {**SAM_ENCODER_DEFAULTS, **arch}
         self.patch_size = arch['patch_size']
         self.out_channels = arch['out_chans']
         self.img_size = img_size
         self.encoder = ImageEncoderViT(
-            img_size=img_size, norm_layer=partial(torch.nn.LayerNorm, eps=LAYER_NORM_EPS),
-            qkv_bias=True, use_rel_pos=True, **arch)
+            img_size=img_size,
+            norm_layer=partial(torch.nn.LayerNorm, eps=LAYER_NORM_EPS),
+            qkv_bias=True,
+            use_rel_pos=True,
+            **arch,
+        )
         if checkpoint is not None:
             load_sam_weights(self.encoder, checkpoint, prefix='image_encoder.')
         self.frozen = frozen

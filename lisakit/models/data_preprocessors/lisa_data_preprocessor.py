@@ -1,4 +1,5 @@
 """Batch LISA inputs: pad token sequences, stack images, move to the device."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -39,15 +40,16 @@ class LISADataPreprocessor(BaseDataPreprocessor):
         inputs = data['inputs']
         missing = {'input_ids', 'labels', 'sam_image', 'clip_image'} - set(inputs)
         if missing:
-            raise KeyError(f'Batch inputs lack {sorted(missing)}; end the pipeline with '
-                           'PackLISAInputs after TokenizeConversation, SAMPreprocess and '
-                           'CLIPPreprocess.')
+            raise KeyError(
+                f'Batch inputs lack {sorted(missing)}; end the pipeline with '
+                'PackLISAInputs after TokenizeConversation, SAMPreprocess and '
+                'CLIPPreprocess.'
+            )
         ids = inputs['input_ids']
         lengths = torch.tensor([len(x) for x in ids])
         batch = dict(
             input_ids=pad_sequence(ids, batch_first=True, padding_value=self.pad_token_id),
-            labels=pad_sequence(inputs['labels'], batch_first=True,
-                                padding_value=LM_IGNORE_INDEX),
+            labels=pad_sequence(inputs['labels'], batch_first=True, padding_value=LM_IGNORE_INDEX),
             attention_mask=(torch.arange(int(lengths.max()))[None] < lengths[:, None]).long(),
             sam_images=torch.stack(inputs['sam_image']),
             clip_images=torch.stack(inputs['clip_image']),

@@ -1,4 +1,5 @@
 """SAM prompt encoder + mask decoder head: ``<SEG>`` prompts -> mask logits."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -37,34 +38,54 @@ class SAMHead(BaseModule):
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, embed_dim: int = 256, image_embedding_size: int = 64,
-                 input_image_size: int = 1024, mask_in_chans: int = 16,
-                 decoder_depth: int = 2, decoder_mlp_dim: int = 2048,
-                 decoder_num_heads: int = 8, num_multimask_outputs: int = 3,
-                 iou_head_depth: int = 3, iou_head_hidden_dim: int = 256,
-                 checkpoint: Optional[str] = None, freeze_prompt_encoder: bool = True,
-                 freeze_mask_decoder: bool = False, init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        embed_dim: int = 256,
+        image_embedding_size: int = 64,
+        input_image_size: int = 1024,
+        mask_in_chans: int = 16,
+        decoder_depth: int = 2,
+        decoder_mlp_dim: int = 2048,
+        decoder_num_heads: int = 8,
+        num_multimask_outputs: int = 3,
+        iou_head_depth: int = 3,
+        iou_head_hidden_dim: int = 256,
+        checkpoint: Optional[str] = None,
+        freeze_prompt_encoder: bool = True,
+        freeze_mask_decoder: bool = False,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.embed_dim = embed_dim
         self.image_embedding_size = image_embedding_size
         self.input_image_size = input_image_size
         self.prompt_encoder = PromptEncoder(
-            embed_dim=embed_dim, image_embedding_size=(image_embedding_size,) * 2,
-            input_image_size=(input_image_size,) * 2, mask_in_chans=mask_in_chans)
+            embed_dim=embed_dim,
+            image_embedding_size=(image_embedding_size,) * 2,
+            input_image_size=(input_image_size,) * 2,
+            mask_in_chans=mask_in_chans,
+        )
         self.mask_decoder = MaskDecoder(
             num_multimask_outputs=num_multimask_outputs,
-            transformer=TwoWayTransformer(depth=decoder_depth, embedding_dim=embed_dim,
-                                          mlp_dim=decoder_mlp_dim, num_heads=decoder_num_heads),
-            transformer_dim=embed_dim, iou_head_depth=iou_head_depth,
-            iou_head_hidden_dim=iou_head_hidden_dim)
+            transformer=TwoWayTransformer(
+                depth=decoder_depth,
+                embedding_dim=embed_dim,
+                mlp_dim=decoder_mlp_dim,
+                num_heads=decoder_num_heads,
+            ),
+            transformer_dim=embed_dim,
+            iou_head_depth=iou_head_depth,
+            iou_head_hidden_dim=iou_head_hidden_dim,
+        )
         if checkpoint is not None:
             load_sam_weights(self.prompt_encoder, checkpoint, prefix='prompt_encoder.')
             load_sam_weights(self.mask_decoder, checkpoint, prefix='mask_decoder.')
         self.prompt_encoder.requires_grad_(not freeze_prompt_encoder)
         self.mask_decoder.requires_grad_(not freeze_mask_decoder)
 
-    def forward(self, image_embeddings: torch.Tensor,
-                prompts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(
+        self, image_embeddings: torch.Tensor, prompts: Sequence[torch.Tensor]
+    ) -> list[torch.Tensor]:
         """Decode low-resolution mask logits.
 
         Args:
@@ -86,14 +107,18 @@ class SAMHead(BaseModule):
             sparse = prompt[:, None].to(image_embeddings.dtype)  # (n, 1, C)
             dense_i = dense.reshape(1, -1, 1, 1).expand(n, -1, *image_embeddings.shape[-2:])
             low_res, _ = self.mask_decoder(
-                image_embeddings=image_embeddings[i:i + 1], image_pe=image_pe,
-                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense_i,
-                multimask_output=False)  # (n, 1, 4h, 4w)
+                image_embeddings=image_embeddings[i : i + 1],
+                image_pe=image_pe,
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense_i,
+                multimask_output=False,
+            )  # (n, 1, 4h, 4w)
             masks.append(low_res[:, 0])
         return masks
 
-    def postprocess(self, masks: torch.Tensor, input_size: Sequence[int],
-                    original_size: Sequence[int]) -> torch.Tensor:
+    def postprocess(
+        self, masks: torch.Tensor, input_size: Sequence[int], original_size: Sequence[int]
+    ) -> torch.Tensor:
         """Upsample low-res logits to the original image size (SAM's ``postprocess_masks``).
 
         Args:
@@ -105,9 +130,11 @@ class SAMHead(BaseModule):
             (n, H, W) float32 logits.
         """
         size = self.input_image_size
-        x = F.interpolate(masks[:, None].float(), (size, size), mode='bilinear',
-                          align_corners=False)
-        x = x[..., :int(input_size[0]), :int(input_size[1])]
-        x = F.interpolate(x, tuple(int(s) for s in original_size), mode='bilinear',
-                          align_corners=False)
+        x = F.interpolate(
+            masks[:, None].float(), (size, size), mode='bilinear', align_corners=False
+        )
+        x = x[..., : int(input_size[0]), : int(input_size[1])]
+        x = F.interpolate(
+            x, tuple(int(s) for s in original_size), mode='bilinear', align_corners=False
+        )
         return x[:, 0]

@@ -1,4 +1,5 @@
 """Language-model cross-entropy on answer tokens."""
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,9 @@ class LMCrossEntropyLoss(nn.Module):
         self.loss_weight = loss_weight
         self.ignore_index = ignore_index
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor,
-                per_sample: bool = False) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor, per_sample: bool = False
+    ) -> torch.Tensor:
         """Compute the weighted CE.
 
         Args:
@@ -38,8 +40,12 @@ class LMCrossEntropyLoss(nn.Module):
         """
         shift_logits = logits[:, :-1].float()  # (B, L-1, V)
         shift_labels = labels[:, 1:]  # (B, L-1)
-        loss = F.cross_entropy(shift_logits.transpose(1, 2), shift_labels,
-                               ignore_index=self.ignore_index, reduction='none')  # (B, L-1)
+        loss = F.cross_entropy(
+            shift_logits.transpose(1, 2),
+            shift_labels,
+            ignore_index=self.ignore_index,
+            reduction='none',
+        )  # (B, L-1)
         valid = (shift_labels != self.ignore_index).float()
         if per_sample:
             return self.loss_weight * loss.sum(1) / valid.sum(1).clamp(min=1)

@@ -4,6 +4,7 @@ Both accept either one (N, H, W) tensor or a sequence of (n_i, H_i, W_i) tensors
 (images of different sizes); they return ``loss_weight`` times the mean over all
 masks, i.e. sum over masks / (N + 1e-8), as LISA averages per mask over the batch.
 """
+
 from __future__ import annotations
 
 from typing import Sequence, Union
@@ -29,8 +30,9 @@ def bce_per_mask(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return loss.flatten(1).mean(1)
 
 
-def dice_per_mask(logits: torch.Tensor, targets: torch.Tensor, scale: float = DICE_SCALE,
-                  eps: float = DICE_EPS) -> torch.Tensor:
+def dice_per_mask(
+    logits: torch.Tensor, targets: torch.Tensor, scale: float = DICE_SCALE, eps: float = DICE_EPS
+) -> torch.Tensor:
     """LISA's Dice loss of each mask: 1 - (2*sum(p*t)/s + eps) / (sum(p)/s + sum(t)/s + eps)."""
     probs = logits.float().sigmoid().flatten(1)  # (N, HW)
     targets = targets.float().flatten(1)
@@ -47,8 +49,10 @@ def _mean_over_masks(fn, logits: MaskInput, targets: MaskInput) -> torch.Tensor:
     per_mask, count = [], 0
     for x, t in zip(logits, targets):
         if x.shape != t.shape:
-            raise ValueError(f'Mask logits {tuple(x.shape)} and targets {tuple(t.shape)} '
-                             'must have the same (N, H, W) shape.')
+            raise ValueError(
+                f'Mask logits {tuple(x.shape)} and targets {tuple(t.shape)} '
+                'must have the same (N, H, W) shape.'
+            )
         if x.shape[0]:
             per_mask.append(fn(x, t).sum())
         count += x.shape[0]
@@ -85,8 +89,9 @@ class DiceLoss(nn.Module):
         eps: Epsilon added to numerator and denominator (1e-6 in LISA).
     """
 
-    def __init__(self, loss_weight: float = 0.5, scale: float = DICE_SCALE,
-                 eps: float = DICE_EPS) -> None:
+    def __init__(
+        self, loss_weight: float = 0.5, scale: float = DICE_SCALE, eps: float = DICE_EPS
+    ) -> None:
         super().__init__()
         self.loss_weight = loss_weight
         self.scale = scale
@@ -94,6 +99,8 @@ class DiceLoss(nn.Module):
 
     def forward(self, logits: MaskInput, targets: MaskInput) -> torch.Tensor:
         """Weighted mean Dice over all masks; targets are 0/1."""
+
         def fn(x, t):
             return dice_per_mask(x, t, self.scale, self.eps)
+
         return self.loss_weight * _mean_over_masks(fn, logits, targets)

@@ -1,4 +1,5 @@
 """Necks: project ``<SEG>`` hidden states (N, D) into SAM's prompt space (N, C)."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -22,16 +23,24 @@ class SegProjector(BaseModule):
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 256,
-                 hidden_channels: Optional[int] = None, dropout: float = 0.0,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 256,
+        hidden_channels: Optional[int] = None,
+        dropout: float = 0.0,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels
         hidden = hidden_channels or in_channels
         self.fc = nn.Sequential(
-            nn.Linear(in_channels, hidden), nn.ReLU(inplace=True),
-            nn.Linear(hidden, out_channels), nn.Dropout(dropout))
+            nn.Linear(in_channels, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, out_channels),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, D) -> (N, C)."""
@@ -48,8 +57,9 @@ class LinearProjector(BaseModule):
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 256,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int = 256, init_cfg: Optional[dict] = None
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels

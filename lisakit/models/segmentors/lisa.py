@@ -1,4 +1,5 @@
 """LISA: LLaVA -> ``<SEG>`` hidden states -> neck -> SAM mask decoder."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -44,12 +45,18 @@ class LISA(BaseModel):
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, backbone: dict, sam_encoder: dict, neck: dict, head: dict,
-                 loss_ce: dict = dict(type='LMCrossEntropyLoss', loss_weight=1.0),
-                 loss_bce: dict = dict(type='MaskBCELoss', loss_weight=2.0),
-                 loss_dice: dict = dict(type='DiceLoss', loss_weight=0.5),
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        backbone: dict,
+        sam_encoder: dict,
+        neck: dict,
+        head: dict,
+        loss_ce: dict = dict(type='LMCrossEntropyLoss', loss_weight=1.0),
+        loss_bce: dict = dict(type='MaskBCELoss', loss_weight=2.0),
+        loss_dice: dict = dict(type='DiceLoss', loss_weight=0.5),
+        data_preprocessor: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='LISADataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -68,21 +75,43 @@ class LISA(BaseModel):
     def _check_dims(self) -> None:
         """Fail early, naming the config keys, when components do not fit together."""
         checks = [
-            ('model.neck.in_channels', getattr(self.neck, 'in_channels', None),
-             'the backbone hidden size', self.backbone.hidden_size),
-            ('model.neck.out_channels', getattr(self.neck, 'out_channels', None),
-             'model.head.embed_dim', self.head.embed_dim),
-            ('model.sam_encoder output channels', self.sam_encoder.out_channels,
-             'model.head.embed_dim', self.head.embed_dim),
-            ('model.sam_encoder img_size / patch_size', self.sam_encoder.embedding_size,
-             'model.head.image_embedding_size', self.head.image_embedding_size),
-            ('model.sam_encoder.img_size', self.sam_encoder.img_size,
-             'model.head.input_image_size', self.head.input_image_size),
+            (
+                'model.neck.in_channels',
+                getattr(self.neck, 'in_channels', None),
+                'the backbone hidden size',
+                self.backbone.hidden_size,
+            ),
+            (
+                'model.neck.out_channels',
+                getattr(self.neck, 'out_channels', None),
+                'model.head.embed_dim',
+                self.head.embed_dim,
+            ),
+            (
+                'model.sam_encoder output channels',
+                self.sam_encoder.out_channels,
+                'model.head.embed_dim',
+                self.head.embed_dim,
+            ),
+            (
+                'model.sam_encoder img_size / patch_size',
+                self.sam_encoder.embedding_size,
+                'model.head.image_embedding_size',
+                self.head.image_embedding_size,
+            ),
+            (
+                'model.sam_encoder.img_size',
+                self.sam_encoder.img_size,
+                'model.head.input_image_size',
+                self.head.input_image_size,
+            ),
         ]
         for key, got, other, expected in checks:
             if got is not None and got != expected:
-                raise ValueError(f'{key} is {got} but must equal {other} ({expected}); '
-                                 f'set {key.split(" ")[0]} to {expected}.')
+                raise ValueError(
+                    f'{key} is {got} but must equal {other} ({expected}); '
+                    f'set {key.split(" ")[0]} to {expected}.'
+                )
 
     def _log_trainable(self) -> None:
         lines = []
@@ -90,12 +119,15 @@ class LISA(BaseModel):
             train, total = _parameter_counts(getattr(self, name))
             lines.append(f'{name}: {train:,} / {total:,}')
         train, total = _parameter_counts(self)
-        print_log(f'LISA trainable / total parameters: {train:,} / {total:,} '
-                  f'({"; ".join(lines)})', logger='current')
+        print_log(
+            f'LISA trainable / total parameters: {train:,} / {total:,} ({"; ".join(lines)})',
+            logger='current',
+        )
 
     # ----------------------------------------------------------------- core
-    def forward(self, inputs: dict, data_samples: Optional[SampleList] = None,
-                mode: str = 'tensor'):
+    def forward(
+        self, inputs: dict, data_samples: Optional[SampleList] = None, mode: str = 'tensor'
+    ):
         """mmengine entry point: ``mode`` is ``'loss'``, ``'predict'`` or ``'tensor'``."""
         if mode == 'loss':
             return self.loss(inputs, data_samples)
@@ -107,8 +139,12 @@ class LISA(BaseModel):
 
     def _run(self, inputs: dict, data_samples: SampleList) -> tuple[dict, list[torch.Tensor]]:
         """Backbone + neck + SAM: LM outputs and (n_i, H_i, W_i) mask logits per sample."""
-        lm = self.backbone(inputs['input_ids'], inputs['attention_mask'],
-                           inputs['clip_images'], inputs.get('labels'))
+        lm = self.backbone(
+            inputs['input_ids'],
+            inputs['attention_mask'],
+            inputs['clip_images'],
+            inputs.get('labels'),
+        )
         seg_embeds = lm['seg_embeds']  # B x (n_i, D)
         counts = [len(e) for e in seg_embeds]
         prompts = self.neck(torch.cat(seg_embeds)).split(counts)  # B x (n_i, C)
@@ -130,7 +166,8 @@ class LISA(BaseModel):
                 raise ValueError(
                     f'Sample {ds.metainfo.get("img_path") or ds.metainfo.get("sample_idx")}: '
                     f'the answer has {len(m)} <SEG> tokens but there are {len(gt)} target '
-                    'masks; write exactly one <SEG> per mask.')
+                    'masks; write exactly one <SEG> per mask.'
+                )
             targets.append((gt == 1).to(m.dtype))
         return targets
 
@@ -148,12 +185,18 @@ class LISA(BaseModel):
         """Training losses (``loss_ce``, ``loss_bce``, ``loss_dice``) and batch gIoU/cIoU."""
         lm, masks = self._run(inputs, data_samples)
         targets = self._targets(masks, data_samples)
-        losses = dict(loss_ce=self.loss_ce(lm['logits'], lm['labels']),
-                      loss_bce=self.loss_bce(masks, targets),
-                      loss_dice=self.loss_dice(masks, targets))
+        losses = dict(
+            loss_ce=self.loss_ce(lm['logits'], lm['labels']),
+            loss_bce=self.loss_bce(masks, targets),
+            loss_dice=self.loss_dice(masks, targets),
+        )
         device = losses['loss_ce'].device
-        losses.update({k: torch.tensor(v, device=device)
-                       for k, v in self._iou_stats(masks, data_samples).items()})
+        losses.update(
+            {
+                k: torch.tensor(v, device=device)
+                for k, v in self._iou_stats(masks, data_samples).items()
+            }
+        )
         return losses
 
     def predict(self, inputs: dict, data_samples: SampleList) -> SampleList:
@@ -168,9 +211,11 @@ class LISA(BaseModel):
             ds.pred_masks = (m > MASK_LOGIT_THRESHOLD).cpu()
             if 'gt_masks' in ds:
                 target = self._targets([m], [ds])
-                ds.losses = dict(loss_ce=float(ce[i]),
-                                 loss_bce=float(self.loss_bce([m], target)),
-                                 loss_dice=float(self.loss_dice([m], target)))
+                ds.losses = dict(
+                    loss_ce=float(ce[i]),
+                    loss_bce=float(self.loss_bce([m], target)),
+                    loss_dice=float(self.loss_dice([m], target)),
+                )
                 ds.gt_masks = ds.gt_masks.cpu()
         return data_samples
 

@@ -1,0 +1,198 @@
+"""Unit tests of lisakit.datasets.ShapesReasonSegDataset."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from lisakit.datasets import ShapesReasonSegDataset
+from lisakit.datasets.shapes_reasonseg import COLORS, SHAPE_CORNERS
+
+N = 40
+
+
+def items(ds):
+    return [ds[i] for i in range(len(ds))]
+
+
+@pytest.fixture(scope='module')
+def default_items():
+    return items(ShapesReasonSegDataset(num_samples=N, seed=0))
+
+
+def test_deterministic_under_seed(default_items):
+    again = items(ShapesReasonSegDataset(num_samples=N, seed=0))
+    assert len(again) == len(default_items) == N
+    for a, b in zip(default_items, again, strict=True):
+        assert a['question'] == b['question']
+        assert a['answer'] == b['answer']
+        assert a['query_type'] == b['query_type']
+        assert a['target'] == b['target']
+        assert np.array_equal(a['img'], b['img'])
+        assert np.array_equal(a['gt_masks'], b['gt_masks'])
+
+
+def test_other_seed_differs(default_items):
+    other = items(ShapesReasonSegDataset(num_samples=N, seed=1))
+    same = sum(
+        np.array_equal(a['img'], b['img']) for a, b in zip(default_items, other, strict=True)
+    )
+    assert same == 0
+
+
+def test_train_and_val_differ(default_items):
+    val = items(ShapesReasonSegDataset(num_samples=N, seed=0, split='val'))
+    test = items(ShapesReasonSegDataset(num_samples=N, seed=0, split='test'))
+    assert (
+        sum(np.array_equal(a['img'], b['img']) for a, b in zip(default_items, val, strict=True))
+        == 0
+    )
+    assert sum(np.array_equal(a['img'], b['img']) for a, b in zip(val, test, strict=True)) == 0
+
+
+def test_sample_fields_and_types(default_items):
+    for x in default_items[:10]:
+        assert x['img'].shape == (64, 64, 3) and x['img'].dtype == np.uint8
+        assert x['gt_masks'].shape == (1, 64, 64) and x['gt_masks'].dtype == np.uint8
+        assert set(np.unique(x['gt_masks'])) <= {0, 1}
+        assert x['img_path'] is None
+        assert x['question'].startswith('<image>\n')
+        assert x['answer'].count('<SEG>') == 1
+        assert 2 <= len(x['shapes']) <= 4
+        assert isinstance(x['is_sentence'], bool)
+    assert [x['sample_idx'] for x in default_items] == list(range(N))
+
+
+def test_img_size_parameter():
+    x = ShapesReasonSegDataset(num_samples=2, img_size=32)[1]
+    assert x['img'].shape == (32, 32, 3)
+    assert x['gt_masks'].shape == (1, 32, 32)
+
+
+def test_gt_mask_is_exactly_one_shape(default_items):
+    for x in default_items:
+        gt = x['gt_masks'][0]
+        assert gt.sum() > 0
+        all_masks = x['all_masks']
+        assert len(all_masks) == len(x['shapes'])
+        equal = [k for k in range(len(all_masks)) if np.array_equal(all_masks[k], gt)]
+        assert equal == [x['target']]
+        # Shapes never overlap, so the target is unambiguous pixel-wise.
+        assert all_masks.sum(0).max() == 1
+
+
+def test_shape_pixels_have_their_colour(default_items):
+    for x in default_items[:10]:
+        for shape, mask in zip(x['shapes'], x['all_masks'], strict=True):
+            pixels = x['img'][mask.astype(bool)]
+            assert (pixels == np.array(COLORS[shape['color']])).all()
+
+
+def test_all_query_types_occur_with_default_weights():
+    ds = ShapesReasonSegDataset(num_samples=300, seed=0)
+    types = Counter(ds.get_data_info(i)['query_type'] for i in range(len(ds)))
+    assert set(types) == {'color', 'shape', 'position', 'size', 'corners', 'relation'}
+    assert sum(types.values()) == 300
+
+
+def test_default_query_mix_follows_weights():
+    # query_weights are documented as the relative frequency of each query type: with the
+    # uniform default, each of the 6 types should get roughly 1/6 of 600 samples (100).
+    ds = ShapesReasonSegDataset(num_samples=600, seed=0)
+    types = Counter(ds.get_data_info(i)['query_type'] for i in range(len(ds)))
+    assert min(types.values()) >= 50, types
+
+
+def test_color_only_queries_name_the_target_colour():
+    ds = ShapesReasonSegDataset(num_samples=30, seed=0, query_weights=dict(color=1.0))
+    for i in range(len(ds)):
+        x = ds[i]
+        assert x['query_type'] == 'color'
+        assert x['is_sentence'] is False
+        named = [c for c in COLORS if f'{c} shape' in x['question']]
+        assert len(named) == 1, x['question']
+        color = named[0]
+        # Pixels inside the target mask have exactly the named colour ...
+        pixels = x['img'][x['gt_masks'][0].astype(bool)]
+        assert (pixels == np.array(COLORS[color])).all()
+        # ... and no other shape has it, so the text picks the target.
+        for k, mask in enumerate(x['all_masks']):
+            if k != x['target']:
+                other = x['img'][mask.astype(bool)]
+                assert not (other == np.array(COLORS[color])).all(-1).any()
+
+
+def test_shape_queries_name_the_target_kind():
+    ds = ShapesReasonSegDataset(num_samples=20, seed=0, query_weights=dict(shape=1.0))
+    for i in range(len(ds)):
+        x = ds[i]
+        named = [k for k in SHAPE_CORNERS if f' {k} ' in x['question']]
+        assert named == [x['shapes'][x['target']]['kind']]
+        assert sum(s['kind'] == named[0] for s in x['shapes']) == 1
+
+
+def test_position_queries_pick_the_extreme_shape():
+    ds = ShapesReasonSegDataset(num_samples=20, seed=0, query_weights=dict(position=1.0))
+    for i in range(len(ds)):
+        x = ds[i]
+        assert x['is_sentence'] is True
+        ys, xs = zip(*[np.nonzero(m) for m in x['all_masks']], strict=True)
+        centre = {
+            'left': [c.mean() for c in xs],
+            'right': [-c.mean() for c in xs],
+            'top': [c.mean() for c in ys],
+            'bottom': [-c.mean() for c in ys],
+        }
+        side = [s for s in centre if f'closest to the {s}' in x['question']]
+        assert len(side) == 1, x['question']
+        assert int(np.argmin(centre[side[0]])) == x['target']
+
+
+def test_query_weights_select_types():
+    ds = ShapesReasonSegDataset(num_samples=20, seed=0, query_weights=dict(size=1.0, corners=1.0))
+    types = {ds.get_data_info(i)['query_type'] for i in range(len(ds))}
+    assert types == {'size', 'corners'}
+
+
+def test_indices_limits_length():
+    full = ShapesReasonSegDataset(num_samples=30, seed=0)
+    five = ShapesReasonSegDataset(num_samples=30, seed=0, indices=5)
+    assert len(five) == 5
+    for i in range(5):
+        assert five[i]['question'] == full[i]['question']
+        assert np.array_equal(five[i]['img'], full[i]['img'])
+
+
+def test_answers_and_questions_are_configurable():
+    ds = ShapesReasonSegDataset(
+        num_samples=5,
+        answers=['<SEG>.'],
+        short_questions=['<image>\nFind the {class_name}.'],
+        long_questions=['<image>\n{sent}'],
+    )
+    for i in range(5):
+        x = ds[i]
+        assert x['answer'] == '<SEG>.'
+        if not x['is_sentence']:
+            assert x['question'].startswith('<image>\nFind the ')
+
+
+def test_invalid_split_raises():
+    with pytest.raises(ValueError, match=r"split='valid'.*'train'"):
+        ShapesReasonSegDataset(num_samples=2, split='valid')
+
+
+def test_unknown_query_type_raises():
+    with pytest.raises(ValueError, match=r"unknown types \['colour'\].*'color'"):
+        ShapesReasonSegDataset(num_samples=2, query_weights=dict(colour=1.0))
+
+
+def test_answer_without_seg_raises():
+    with pytest.raises(ValueError, match='<SEG>'):
+        ShapesReasonSegDataset(num_samples=2, answers=['It is <SEG>.', 'It is here.'])
+
+
+@pytest.mark.parametrize('num_shapes', [(1, 3), (3, 2), (2, 6)])
+def test_invalid_num_shapes_raises(num_shapes):
+    with pytest.raises(ValueError, match='num_shapes'):
+        ShapesReasonSegDataset(num_samples=2, num_shapes=num_shapes)

@@ -1,0 +1,433 @@
+"""Unit tests of lisakit.datasets.transforms and lisakit.tokenizers."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lisakit.datasets import ShapesReasonSegDataset
+from lisakit.datasets.transforms import (
+    CLIPPreprocess,
+    LoadImageFromFile,
+    PackLISAInputs,
+    SAMPreprocess,
+    TokenizeConversation,
+)
+from lisakit.registry import TRANSFORMS
+from lisakit.structures import ReasonSegDataSample
+from lisakit.tokenizers import HFTokenizer, build_tokenizer
+
+SAM_MEAN = (123.675, 116.28, 103.53)
+SAM_STD = (58.395, 57.12, 57.375)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+WORD_TOK = dict(type='WordTokenizer')
+
+# ---------------------------------------------------------------------------------------------
+# SAMPreprocess
+
+
+def const_image(h, w, rgb=(100, 150, 200)):
+    return np.broadcast_to(np.array(rgb, dtype=np.uint8), (h, w, 3)).copy()
+
+
+@pytest.mark.parametrize(
+    'hw, resized',
+    [
+        ((20, 10), (32, 16)),  # tall: H -> 32, W = 10 * 32 / 20 = 16
+        ((10, 20), (16, 32)),  # wide
+        ((30, 20), (32, 21)),  # W = 20 * 32 / 30 = 21.33 -> 21
+        ((32, 32), (32, 32)),  # already the right size
+        ((64, 48), (32, 24)),  # downscale
+    ],
+)
+def test_sam_preprocess_resize_normalize_pad(hw, resized):
+    rgb = (100, 150, 200)
+    out = SAMPreprocess(img_size=32)(dict(img=const_image(*hw, rgb)))
+    x = out['sam_image']
+    assert out['sam_resize'] == resized
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32
+    h, w = resized
+    for c in range(3):
+        expected = (rgb[c] - SAM_MEAN[c]) / SAM_STD[c]
+        assert torch.allclose(x[c, :h, :w], torch.full((h, w), expected), atol=1e-5)
+    # Zero padding after normalization (right and bottom only).
+    assert (x[:, h:, :] == 0).all()
+    assert (x[:, :, w:] == 0).all()
+
+
+def test_sam_preprocess_values_without_resize():
+    img = np.zeros((8, 16, 3), dtype=np.uint8)
+    img[:, 8:] = 255
+    out = SAMPreprocess(img_size=16)(dict(img=img))
+    x = out['sam_image']
+    assert out['sam_resize'] == (8, 16)
+    # Left half: (0 - mean) / std; right half: (255 - mean) / std; rows 8.. are padding.
+    assert x[0, 0, 0].item() == pytest.approx(-123.675 / 58.395, rel=1e-6)
+    assert x[2, 7, 15].item() == pytest.approx((255 - 103.53) / 57.375, rel=1e-6)
+    assert (x[:, 8:] == 0).all()
+
+
+def test_sam_preprocess_custom_mean_std():
+    out = SAMPreprocess(img_size=4, mean=(10, 20, 30), std=(2, 4, 5))(
+        dict(img=const_image(4, 4, (50, 60, 70)))
+    )
+    assert out['sam_image'][:, 0, 0].tolist() == pytest.approx([20.0, 10.0, 8.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# CLIPPreprocess
+
+
+def test_clip_preprocess_shape_and_values():
+    rgb = (100, 150, 200)
+    out = CLIPPreprocess(size=32)(dict(img=const_image(20, 40, rgb)))
+    x = out['clip_image']
+    assert tuple(x.shape) == (3, 32, 32)
+    for c in range(3):
+        expected = (rgb[c] / 255 - CLIP_MEAN[c]) / CLIP_STD[c]
+        assert torch.allclose(x[c], torch.full((32, 32), expected), atol=1e-4)
+
+
+def test_clip_preprocess_center_crop_of_wide_image():
+    # 16 x 64 image: red left quarter, blue elsewhere; resize shortest side to 32 gives
+    # 32 x 128, centre crop keeps columns 48-79, which are all blue.
+    img = const_image(16, 64, (0, 0, 255))
+    img[:, :16] = (255, 0, 0)
+    x = CLIPPreprocess(size=32)(dict(img=img))['clip_image']
+    assert tuple(x.shape) == (3, 32, 32)
+    blue = (1.0 - CLIP_MEAN[2]) / CLIP_STD[2]
+    red = (0.0 - CLIP_MEAN[0]) / CLIP_STD[0]
+    assert torch.allclose(x[2], torch.full((32, 32), blue), atol=1e-4)
+    assert torch.allclose(x[0], torch.full((32, 32), red), atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# LoadImageFromFile
+
+
+def test_load_grayscale_png_as_rgb(tmp_path):
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    path = tmp_path / 'gray.png'
+    Image.fromarray(gray, mode='L').save(path)
+    out = LoadImageFromFile()(dict(img_path=str(path)))
+    assert out['img'].shape == (3, 4, 3) and out['img'].dtype == np.uint8
+    for c in range(3):
+        assert np.array_equal(out['img'][..., c], gray)
+    assert out['ori_shape'] == (3, 4)
+
+
+def test_load_rgba_png_drops_alpha(tmp_path):
+    rgba = np.zeros((2, 3, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2], rgba[..., 3] = 10, 20, 30, 0
+    rgba[0, 0] = (200, 100, 50, 255)
+    path = tmp_path / 'rgba.png'
+    Image.fromarray(rgba, mode='RGBA').save(path)
+    out = LoadImageFromFile()(dict(img_path=str(path)))
+    assert out['img'].shape == (2, 3, 3)
+    assert out['img'][0, 0].tolist() == [200, 100, 50]
+    assert out['img'][1, 2].tolist() == [10, 20, 30]
+
+
+def test_load_exif_rotated_jpeg(tmp_path):
+    # Stored 16 wide x 8 high, left half red, right half blue, with EXIF orientation 6
+    # ("rotate 90 degrees clockwise to display"): loaded as 8 wide x 16 high, red on top.
+    img = np.zeros((8, 16, 3), dtype=np.uint8)
+    img[:, :8] = (255, 0, 0)
+    img[:, 8:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / 'rotated.jpg'
+    Image.fromarray(img).save(path, exif=exif, quality=95)
+    out = LoadImageFromFile()(dict(img_path=str(path)))
+    assert out['img'].shape == (16, 8, 3)
+    assert out['ori_shape'] == (16, 8)
+    top, bottom = out['img'][2, 4].astype(int), out['img'][13, 4].astype(int)
+    assert top[0] > 200 and top[2] < 60  # red
+    assert bottom[2] > 200 and bottom[0] < 60  # blue
+
+
+def test_load_missing_file_names_the_path(tmp_path):
+    path = str(tmp_path / 'nope' / 'missing.jpg')
+    with pytest.raises(FileNotFoundError, match='missing.jpg'):
+        LoadImageFromFile()(dict(img_path=path))
+
+
+def test_load_without_path_raises():
+    with pytest.raises(FileNotFoundError):
+        LoadImageFromFile()(dict(img_path=None))
+
+
+@pytest.mark.parametrize('content', [b'this is not an image', b'\xff\xd8\xff\xe0\x00\x10JFIF'])
+def test_load_corrupt_file_names_the_path(tmp_path, content):
+    path = tmp_path / 'corrupt_image.jpg'
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match='corrupt_image.jpg'):
+        LoadImageFromFile()(dict(img_path=str(path)))
+
+
+def test_load_passes_through_existing_img():
+    img = const_image(5, 7)
+    out = LoadImageFromFile()(dict(img=img, img_path=None))
+    assert out['img'] is img
+    assert out['ori_shape'] == (5, 7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizers
+
+
+def test_build_word_tokenizer_is_deterministic():
+    a = build_tokenizer(WORD_TOK)
+    b = build_tokenizer(WORD_TOK)
+    assert a.get_vocab() == b.get_vocab()
+    assert '<SEG>' in a.get_vocab() and '<image>' in a.get_vocab()
+    text = '<image>\nCan you segment the red shape in this image? Sure, <SEG>.'
+    ids_a = a(text, add_special_tokens=False)['input_ids']
+    assert ids_a == b(text, add_special_tokens=False)['input_ids']
+    # <SEG> and <image> are single tokens.
+    assert ids_a.count(a.convert_tokens_to_ids('<SEG>')) == 1
+    assert ids_a[0] == a.convert_tokens_to_ids('<image>')
+    assert a.convert_ids_to_tokens(ids_a[1:4]) == ['can', 'you', 'segment']
+    assert a.pad_token is not None and a.eos_token == '</s>' and a.bos_token == '<s>'
+
+
+def test_word_tokenizer_knows_every_template_word():
+    # Every piece of the conversation templates (system prompt, 'USER: ', ' ASSISTANT:')
+    # is in the default vocabulary, so nothing in a rendered prompt maps to <unk>.
+    from lisakit.datasets.transforms.conversation import CONVERSATION_TEMPLATES
+
+    tok = build_tokenizer(WORD_TOK)
+    for name, template in CONVERSATION_TEMPLATES.items():
+        for text in (template.head(), template.tail()):
+            ids = tok(text, add_special_tokens=False)['input_ids']
+            assert tok.unk_token_id not in ids, (name, text, tok.convert_ids_to_tokens(ids))
+
+
+def test_build_tokenizer_bad_config():
+    with pytest.raises(TypeError):
+        build_tokenizer(42)
+
+
+def test_hf_tokenizer_missing_folder():
+    with pytest.raises(FileNotFoundError, match='/nonexistent'):
+        HFTokenizer('/nonexistent')
+    with pytest.raises(FileNotFoundError, match='/nonexistent'):
+        build_tokenizer('/nonexistent')
+
+
+# ---------------------------------------------------------------------------------------------
+# TokenizeConversation
+
+QUESTION = '<image>\nCan you segment the red shape in this image?'
+Q_TOKENS = ['<image>', 'can', 'you', 'segment', 'the', 'red', 'shape', 'in', 'this', 'image', '?']
+ANSWER = 'Sure, <SEG>.'
+A_TOKENS = ['sure', ',', '<SEG>', '.', '</s>']
+ONE_MASK = np.zeros((1, 4, 4), dtype=np.uint8)
+
+
+def tokenize(template='plain', max_length=512, question=QUESTION, answer=ANSWER, masks=ONE_MASK):
+    t = TokenizeConversation(WORD_TOK, template=template, max_length=max_length)
+    out = t(dict(question=question, answer=answer, gt_masks=masks, sample_idx=3))
+    return t.tokenizer, out
+
+
+def toks(tok, ids):
+    return tok.convert_ids_to_tokens(ids.tolist())
+
+
+def test_tokenize_plain_template():
+    tok, out = tokenize('plain')
+    ids, labels = out['input_ids'], out['labels']
+    assert ids.dtype == torch.long and labels.dtype == torch.long
+    # <s> user : {question} assistant : {answer} </s>  ->  1 + 2 + 11 + 2 + 5 = 21 tokens.
+    assert ids.shape == labels.shape == (21,)
+    t = toks(tok, ids)
+    assert t[:2] == ['<s>', 'user']
+    assert t[3:14] == Q_TOKENS
+    assert t[14] == 'assistant'
+    assert t[16:] == A_TOKENS
+    assert ids[2] == ids[15]  # the ':' after each role
+    # Labels: -100 for every prompt token, the ids for the answer and the final EOS.
+    assert (labels[:16] == -100).all()
+    assert torch.equal(labels[16:], ids[16:])
+    assert labels[-1] == tok.eos_token_id
+    assert (labels == tok.convert_tokens_to_ids('<SEG>')).sum() == 1
+
+
+def test_tokenize_llava_v1_template():
+    tok, out = tokenize('llava_v1')
+    ids, labels = out['input_ids'], out['labels']
+    t = toks(tok, ids)
+    # 29 system tokens ("a chat between ... questions .") + 'user' + ':' after <s>.
+    assert t[:5] == ['<s>', 'a', 'chat', 'between', 'a']
+    assert t[28:31] == ['questions', '.', 'user']
+    assert t[32:43] == Q_TOKENS
+    assert t[43] == 'assistant'
+    assert t[45:] == A_TOKENS
+    assert len(ids) == 1 + 31 + 11 + 2 + 5
+    assert (labels[:45] == -100).all()
+    assert torch.equal(labels[45:], ids[45:])
+    assert int((labels != -100).sum()) == 5
+
+
+def test_tokenize_truncates_question_not_answer():
+    tok, full = tokenize('plain')
+    # Budget for the question = 15 - 3 (head) - 2 (tail) - 5 (answer) = 5 tokens.
+    tok, out = tokenize('plain', max_length=15)
+    ids, labels = out['input_ids'], out['labels']
+    assert len(ids) == 15
+    t = toks(tok, ids)
+    assert t[3:8] == Q_TOKENS[:5]
+    assert t[8] == 'assistant'
+    assert t[10:] == A_TOKENS
+    assert torch.equal(ids[:8], full['input_ids'][:8])
+    assert torch.equal(ids[-7:], full['input_ids'][-7:])
+    assert (labels[:10] == -100).all() and torch.equal(labels[10:], ids[10:])
+    assert (ids == tok.convert_tokens_to_ids('<SEG>')).sum() == 1
+    # The smallest legal length keeps only <image> of the question.
+    tok, out = tokenize('plain', max_length=11)
+    assert toks(tok, out['input_ids'])[3] == '<image>'
+    assert toks(tok, out['input_ids'])[4] == 'assistant'
+    assert len(out['input_ids']) == 11
+
+
+def test_tokenize_truncation_keeps_one_seg_per_mask():
+    answer = 'Sure, the segmentation result is <SEG> and <SEG>.'
+    masks = np.zeros((2, 4, 4), dtype=np.uint8)
+    # Answer: sure , the segmentation result is <SEG> and <SEG> . </s> = 11 tokens, so
+    # 18 = 3 (head) + 2 (question) + 2 (tail) + 11.
+    tok, out = tokenize('plain', max_length=18, answer=answer, masks=masks)
+    ids, labels = out['input_ids'], out['labels']
+    assert len(ids) == 18
+    t = toks(tok, ids)
+    assert t[-11:] == [
+        'sure',
+        ',',
+        'the',
+        'segmentation',
+        'result',
+        'is',
+        '<SEG>',
+        'and',
+        '<SEG>',
+        '.',
+        '</s>',
+    ]
+    assert t[3:6] == ['<image>', 'can', 'assistant']
+    seg = tok.convert_tokens_to_ids('<SEG>')
+    assert int((ids == seg).sum()) == 2
+    assert int((labels == seg).sum()) == 2
+
+
+def test_tokenize_too_small_max_length_raises():
+    with pytest.raises(ValueError, match='max_length=10'):
+        tokenize('plain', max_length=10)
+    with pytest.raises(ValueError, match='max_length'):
+        tokenize('llava_v1', max_length=39)
+    # A longer answer (9 tokens with EOS) raises the minimum to 3 + 2 + 1 + 9 = 15.
+    long_answer = 'Sure, the segmentation result is <SEG>.'
+    with pytest.raises(ValueError, match='max_length=14'):
+        tokenize('plain', max_length=14, answer=long_answer)
+    assert len(tokenize('plain', max_length=15, answer=long_answer)[1]['input_ids']) == 15
+
+
+def test_tokenize_too_small_max_length_message_states_the_need():
+    # plain frame (3 + 2) + <image> (1) + answer and EOS (5) = 11 tokens are needed; the
+    # message must say so, not claim that 10 tokens are "more than max_length=10".
+    with pytest.raises(ValueError, match='need 11 tokens, more than max_length=10'):
+        tokenize('plain', max_length=10)
+    _, out = tokenize('llava_v1', max_length=40)
+    assert len(out['input_ids']) == 40
+
+
+def test_tokenize_seg_count_must_match_masks():
+    with pytest.raises(ValueError, match='2 <SEG> tokens but there are 1 masks'):
+        tokenize(answer='<SEG> and <SEG>.')
+    with pytest.raises(ValueError, match='0 <SEG> tokens'):
+        tokenize(answer='Sure.')
+    # Without gt_masks (e.g. inference) the count is not checked.
+    _, out = tokenize(answer='Sure.', masks=None)
+    assert len(out['input_ids']) == 3 + 11 + 2 + 3
+
+
+def test_tokenize_question_needs_one_image_token():
+    with pytest.raises(ValueError, match='sample 3.*<image>'):
+        tokenize(question='Can you segment the red shape?')
+    with pytest.raises(ValueError, match='exactly one'):
+        tokenize(question='<image> <image> red shape?')
+
+
+def test_tokenize_unknown_template_raises():
+    with pytest.raises(ValueError, match='llava_v1'):
+        TokenizeConversation(WORD_TOK, template='vicuna_v0')
+
+
+def test_tokenize_custom_template_dict():
+    t = TokenizeConversation(WORD_TOK, template=dict(system='', roles=('Human', 'Gpt')))
+    assert t.template.head() == 'Human: '
+    assert t.template.tail() == ' Gpt:'
+
+
+# ---------------------------------------------------------------------------------------------
+# PackLISAInputs and the whole pipeline
+
+
+def pipeline():
+    return [
+        LoadImageFromFile(),
+        SAMPreprocess(img_size=32),
+        CLIPPreprocess(size=32),
+        TokenizeConversation(WORD_TOK, template='plain'),
+        PackLISAInputs(),
+    ]
+
+
+def test_pack_lisa_inputs_from_dataset():
+    raw = ShapesReasonSegDataset(num_samples=3, seed=0)
+    ds = ShapesReasonSegDataset(num_samples=3, seed=0, pipeline=pipeline())
+    for i in range(3):
+        out, info = ds[i], raw[i]
+        assert set(out) == {'inputs', 'data_samples'}
+        inputs, sample = out['inputs'], out['data_samples']
+        assert set(inputs) == {'input_ids', 'labels', 'sam_image', 'clip_image'}
+        assert inputs['sam_image'].shape == (3, 32, 32)
+        assert inputs['clip_image'].shape == (3, 32, 32)
+        assert inputs['input_ids'].shape == inputs['labels'].shape
+        assert isinstance(sample, ReasonSegDataSample)
+        assert isinstance(sample.gt_masks, torch.Tensor)
+        assert sample.gt_masks.dtype == torch.uint8 and sample.gt_masks.shape == (1, 64, 64)
+        assert np.array_equal(sample.gt_masks.numpy(), info['gt_masks'])
+        assert sample.question == info['question']
+        assert sample.answer == info['answer']
+        assert sample.query_type == info['query_type']
+        assert sample.is_sentence == info['is_sentence']
+        assert sample.sample_idx == i
+        assert sample.ori_shape == (64, 64)
+        assert sample.sam_resize == (32, 32)
+        # Generated samples keep the original image for visualization.
+        assert np.array_equal(sample.ori_img, info['img'])
+        assert 'shapes' not in sample.metainfo_keys()
+
+
+def test_pack_lisa_inputs_with_file_and_no_masks(tmp_path):
+    path = tmp_path / 'img.png'
+    Image.fromarray(const_image(10, 20)).save(path)
+    results = dict(img_path=str(path), question=QUESTION, answer='', sample_idx=0)
+    for t in pipeline():
+        results = t(results)
+    sample = results['data_samples']
+    assert 'gt_masks' not in sample
+    assert sample.img_path == str(path)
+    assert 'ori_img' not in sample.metainfo_keys()
+    assert sample.ori_shape == (10, 20)
+    assert sample.sam_resize == (16, 32)
+    # An empty answer still gets the supervised EOS.
+    assert int((results['inputs']['labels'] != -100).sum()) == 1
+
+
+def test_transforms_are_registered():
+    for name in ('LoadImageFromFile', 'SAMPreprocess', 'CLIPPreprocess', 'PackLISAInputs'):
+        assert TRANSFORMS.get(name) is not None
+    t = TRANSFORMS.build(dict(type='SAMPreprocess', img_size=16))
+    assert isinstance(t, SAMPreprocess) and t.img_size == 16
