@@ -59,15 +59,20 @@ def test_tensor_mode_returns_logits_at_original_size(model_and_batch):
     model, data = model_and_batch
     with torch.no_grad():
         logits = model(**data, mode='tensor')
-    assert [tuple(x.shape) for x in logits] == [tuple(s.gt_masks.shape) for s in data['data_samples']]
+    assert [tuple(x.shape) for x in logits] == [
+        tuple(s.gt_masks.shape) for s in data['data_samples']
+    ]
 
 
 def test_seg_hidden_state_is_the_one_predicting_seg(model_and_batch):
     model, data = model_and_batch
     backbone = model.backbone
     with torch.no_grad():
-        out = backbone(data['inputs']['input_ids'], data['inputs']['attention_mask'],
-                       data['inputs']['clip_images'])
+        out = backbone(
+            data['inputs']['input_ids'],
+            data['inputs']['attention_mask'],
+            data['inputs']['clip_images'],
+        )
     ids = out['input_ids']
     for b, embeds in enumerate(out['seg_embeds']):
         (pos,) = torch.nonzero(ids[b] == backbone.seg_token_id, as_tuple=True)
@@ -78,8 +83,9 @@ def test_image_tokens_expand_to_visual_features(model_and_batch):
     model, data = model_and_batch
     backbone = model.backbone
     ids = data['inputs']['input_ids']
-    new_ids, mask, labels = backbone.expand_image_tokens(ids, data['inputs']['attention_mask'],
-                                                         data['inputs']['labels'])
+    new_ids, mask, labels = backbone.expand_image_tokens(
+        ids, data['inputs']['attention_mask'], data['inputs']['labels']
+    )
     n = backbone.num_image_tokens
     assert new_ids.shape[1] == ids.shape[1] + n - 1
     assert ((new_ids == backbone.image_token_id).sum(1) == n).all()
