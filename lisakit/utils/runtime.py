@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from .checkpoint import register_checkpoint_loader
 
@@ -33,3 +34,36 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``tools/train.py`` and ``tools/test.py``."""
+    parser.add_argument('--work-dir', help='the dir to save logs, metrics and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. train_cfg.max_epochs=3',
+    )
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Read ``args.config`` and apply the shared flags (launcher, overrides, work dir)."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        name = os.path.splitext(os.path.basename(args.config))[0]
+        cfg.work_dir = os.path.join('./work_dirs', name)
+    return cfg

@@ -1,0 +1,149 @@
+"""Each registered model component on its own: build, forward, backward, no NaN."""
+
+import pytest
+import torch
+
+from lisakit.registry import MODELS
+from lisakit.structures import ReasonSegDataSample
+
+TINY_ARCH = dict(
+    embed_dim=64,
+    depth=2,
+    num_heads=2,
+    global_attn_indexes=(1,),
+    patch_size=4,
+    window_size=8,
+    out_chans=64,
+)
+
+
+@pytest.mark.parametrize('neck', ['SegProjector', 'LinearProjector'])
+def test_necks_map_n_d_to_n_c(neck):
+    model = MODELS.build(dict(type=neck, in_channels=128, out_channels=64))
+    x = torch.randn(5, 128, requires_grad=True)
+    y = model(x)
+    assert y.shape == (5, 64)
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert model(torch.zeros(0, 128)).shape == (0, 64)
+
+
+def test_seg_projector_is_lisas_mlp():
+    model = MODELS.build(dict(type='SegProjector', in_channels=16, out_channels=8))
+    kinds = [type(m).__name__ for m in model.fc]
+    assert kinds == ['Linear', 'ReLU', 'Linear', 'Dropout']
+    assert model.fc[0].weight.shape == (16, 16) and model.fc[2].weight.shape == (8, 16)
+
+
+def test_sam_encoder_frozen_no_grad_and_shape():
+    enc = MODELS.build(dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=64))
+    enc.train()
+    assert not enc.encoder.training  # frozen encoder stays in eval mode
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    y = enc(x)
+    assert y.shape == (2, 64, 16, 16) and not y.requires_grad
+    assert torch.isfinite(y).all()
+
+
+def test_sam_encoder_trainable_when_not_frozen():
+    enc = MODELS.build(dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=64, frozen=False))
+    y = enc(torch.randn(1, 3, 64, 64))
+    y.mean().backward()
+    assert any(p.grad is not None for p in enc.parameters())
+
+
+@pytest.mark.parametrize('arch,dim', [('vit_b', 768), ('vit_l', 1024), ('vit_h', 1280)])
+def test_official_sam_sizes(arch, dim):
+    with torch.device('meta'):
+        enc = MODELS.build(dict(type='SAMImageEncoder', arch=arch))
+    assert enc.encoder.patch_embed.proj.out_channels == dim
+    assert enc.embedding_size == 64 and enc.out_channels == 256
+
+
+def _head():
+    return MODELS.build(
+        dict(
+            type='SAMHead',
+            embed_dim=64,
+            image_embedding_size=16,
+            input_image_size=64,
+            mask_in_chans=4,
+            decoder_mlp_dim=128,
+            decoder_num_heads=2,
+            iou_head_hidden_dim=64,
+        )
+    )
+
+
+def test_sam_head_one_mask_per_prompt_and_backward():
+    head = _head()
+    emb = torch.randn(2, 64, 16, 16)
+    prompts = [torch.randn(3, 64, requires_grad=True), torch.randn(0, 64)]
+    masks = head(emb, prompts)
+    assert [tuple(m.shape) for m in masks] == [(3, 64, 64), (0, 64, 64)]
+    masks[0].sum().backward()
+    assert torch.isfinite(prompts[0].grad).all() and prompts[0].grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in head.prompt_encoder.parameters())
+    assert all(p.requires_grad for p in head.mask_decoder.parameters())
+
+
+def test_sam_head_postprocess_crops_and_resizes():
+    head = _head()
+    low = torch.zeros(1, 64, 64)
+    low[:, :32, :48] = 5.0  # the valid (resized) region of a 48 x 64 image padded to 64
+    out = head.postprocess(low, input_size=(48, 64), original_size=(30, 40))
+    assert out.shape == (1, 30, 40) and out.dtype == torch.float32
+
+
+def test_sam_checkpoint_loading(tmp_path):
+    head = _head()
+    enc = MODELS.build(dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=64))
+    state = {f'image_encoder.{k}': v for k, v in enc.encoder.state_dict().items()}
+    state.update({f'prompt_encoder.{k}': v for k, v in head.prompt_encoder.state_dict().items()})
+    state.update({f'mask_decoder.{k}': v for k, v in head.mask_decoder.state_dict().items()})
+    path = tmp_path / 'sam_tiny.pth'
+    torch.save(state, path)
+    enc2 = MODELS.build(
+        dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=64, checkpoint=str(path))
+    )
+    for k, v in enc.encoder.state_dict().items():
+        assert torch.equal(v, enc2.encoder.state_dict()[k])
+    with pytest.raises(ValueError, match='arch'):
+        MODELS.build(
+            dict(
+                type='SAMImageEncoder',
+                arch=dict(TINY_ARCH, embed_dim=32),
+                img_size=64,
+                checkpoint=str(path),
+            )
+        )
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        MODELS.build(
+            dict(
+                type='SAMImageEncoder',
+                arch=TINY_ARCH,
+                img_size=64,
+                checkpoint=str(tmp_path / 'missing.pth'),
+            )
+        )
+
+
+def test_data_preprocessor_pads_and_stacks():
+    pre = MODELS.build(dict(type='LISADataPreprocessor', pad_token_id=3))
+    ids = [torch.tensor([1, 2, 3, 4]), torch.tensor([5, 6])]
+    data = dict(
+        inputs=dict(
+            input_ids=ids,
+            labels=[i.clone() for i in ids],
+            sam_image=[torch.zeros(3, 8, 8)] * 2,
+            clip_image=[torch.zeros(3, 4, 4)] * 2,
+        ),
+        data_samples=[ReasonSegDataSample(), ReasonSegDataSample()],
+    )
+    out = pre(data)['inputs']
+    assert out['input_ids'].tolist() == [[1, 2, 3, 4], [5, 6, 3, 3]]
+    assert out['labels'].tolist() == [[1, 2, 3, 4], [5, 6, -100, -100]]
+    assert out['attention_mask'].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert out['sam_images'].shape == (2, 3, 8, 8) and out['clip_images'].shape == (2, 3, 4, 4)
+    with pytest.raises(KeyError, match='PackLISAInputs'):
+        pre(dict(inputs=dict(input_ids=ids)))
