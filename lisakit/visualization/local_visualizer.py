@@ -11,12 +11,14 @@ from PIL import Image
 
 from lisakit.registry import VISUALIZERS
 from lisakit.structures import ReasonSegDataSample
+from lisakit.utils.constants import IMAGE_TOKEN
 
 GT_COLOR = (0, 200, 0)
 PRED_COLOR = (230, 30, 30)
 #: Small images are upscaled to at least this side so the text stays readable.
 MIN_DRAW_SIDE = 384
-TEXT_WRAP = 60
+#: Characters per title line at the minimum drawing side.
+TEXT_WRAP = 48
 
 
 @VISUALIZERS.register_module()
@@ -81,7 +83,8 @@ class ReasonSegLocalVisualizer(Visualizer):
             m = np.asarray(masks.cpu() if hasattr(masks, 'cpu') else masks)
             return m.repeat(scale, axis=-2).repeat(scale, axis=-1)
 
-        query = '\n'.join(textwrap.wrap(str(data_sample.metainfo.get('question', '')), TEXT_WRAP))
+        question = str(data_sample.metainfo.get('question', '')).replace(IMAGE_TOKEN, '')
+        query = '\n'.join(textwrap.wrap(question.strip(), TEXT_WRAP))
         panels = []
         if draw_gt and 'gt_masks' in data_sample:
             panels.append(
