@@ -15,11 +15,15 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # Keeps the latest epoch checkpoint (with optimizer and scheduler, for --resume) and
-    # the best val cIoU checkpoint (weights + metrics). Best-only: interval=-1,
-    # save_last=False.
+    # mmengine's CheckpointHook, except that best checkpoints also hold optimizer and
+    # scheduler state: keeps the latest epoch and the best val cIoU checkpoint.
+    # Best-only (the seed's --save_best_only): interval=-1, save_last=False.
     checkpoint=dict(
-        type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='cIoU', rule='greater'
+        type='FullBestCheckpointHook',
+        interval=1,
+        max_keep_ckpts=1,
+        save_best='cIoU',
+        rule='greater',
     ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='ReasonSegVisualizationHook', draw=False),

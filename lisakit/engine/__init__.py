@@ -1,5 +1,15 @@
 """Engine extensions (hooks mmengine lacks)."""
 
-from .hooks import DumpMetricsHook, ReasonSegVisualizationHook, TrainingHistoryHook
+from .hooks import (
+    DumpMetricsHook,
+    FullBestCheckpointHook,
+    ReasonSegVisualizationHook,
+    TrainingHistoryHook,
+)
 
-__all__ = ['DumpMetricsHook', 'ReasonSegVisualizationHook', 'TrainingHistoryHook']
+__all__ = [
+    'DumpMetricsHook',
+    'FullBestCheckpointHook',
+    'ReasonSegVisualizationHook',
+    'TrainingHistoryHook',
+]

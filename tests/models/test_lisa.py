@@ -149,3 +149,9 @@ def test_backbone_needs_weights_source(tiny_model_cfg):
     backbone['pretrained'] = '/no/such/llava'
     with pytest.raises(FileNotFoundError, match='/no/such/llava'):
         MODELS.build(backbone)
+
+
+def test_missing_component_names_key_and_example(tiny_model_cfg):
+    del tiny_model_cfg['neck']
+    with pytest.raises(ValueError, match=r"model.neck is missing.*type='SegProjector'"):
+        MODELS.build(tiny_model_cfg)

@@ -167,3 +167,19 @@ def test_cpu_ddp_two_processes(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     history = json.loads((tmp_path / 'training_history.json').read_text())
     assert [r['epoch'] for r in history['val']] == [1]
+
+
+def test_best_only_checkpoint_holds_optimizer_and_scheduler(tmp_path):
+    import torch
+
+    proc = train(
+        tmp_path,
+        1,
+        '--cfg-options',
+        'default_hooks.checkpoint.interval=-1',
+        'default_hooks.checkpoint.save_last=False',
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [p.name for p in tmp_path.glob('*.pth')] == ['best_cIoU_epoch_1.pth']
+    ckpt = torch.load(tmp_path / 'best_cIoU_epoch_1.pth', map_location='cpu', weights_only=False)
+    assert {'state_dict', 'optimizer', 'param_schedulers', 'message_hub'} <= set(ckpt)

@@ -106,6 +106,13 @@ class TokenizeConversation:
     def __call__(self, results: dict) -> dict:
         tok = self.tokenizer
         name = results.get('img_path') or f'sample {results.get("sample_idx")}'
+        missing = [k for k in ('question', 'answer') if not isinstance(results.get(k), str)]
+        if missing:
+            raise KeyError(
+                f'{name}: the sample has no text {missing}; a dataset item needs '
+                f"'question' (with one {self.image_token}) and 'answer' (one "
+                f'{self.seg_token} per mask).'
+            )
         question, answer = results['question'], results['answer']
         if question.count(self.image_token) != 1:
             raise ValueError(

@@ -22,6 +22,24 @@ def _parameter_counts(module: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
+#: An example config for each required part, quoted in the error for a missing one.
+REQUIRED_PARTS = dict(
+    backbone="dict(type='LlavaBackbone', tokenizer=..., pretrained='/path/to/llava')",
+    sam_encoder="dict(type='SAMImageEncoder', arch='vit_h', checkpoint='/path/to/sam.pth')",
+    neck="dict(type='SegProjector', out_channels=256)",
+    head="dict(type='SAMHead', embed_dim=256)",
+)
+
+
+def _require_parts(**parts: Optional[dict]) -> None:
+    for name, cfg in parts.items():
+        if cfg is None:
+            raise ValueError(
+                f'model.{name} is missing; LISA needs a {name} config such as '
+                f'{REQUIRED_PARTS[name]}.'
+            )
+
+
 @MODELS.register_module()
 class LISA(BaseModel):
     """The LISA segmentor.
@@ -47,16 +65,17 @@ class LISA(BaseModel):
 
     def __init__(
         self,
-        backbone: dict,
-        sam_encoder: dict,
-        neck: dict,
-        head: dict,
+        backbone: Optional[dict] = None,
+        sam_encoder: Optional[dict] = None,
+        neck: Optional[dict] = None,
+        head: Optional[dict] = None,
         loss_ce: dict = dict(type='LMCrossEntropyLoss', loss_weight=1.0),
         loss_bce: dict = dict(type='MaskBCELoss', loss_weight=2.0),
         loss_dice: dict = dict(type='DiceLoss', loss_weight=0.5),
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
+        _require_parts(backbone=backbone, sam_encoder=sam_encoder, neck=neck, head=head)
         if data_preprocessor is None:
             data_preprocessor = dict(type='LISADataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
