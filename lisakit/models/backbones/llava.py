@@ -1,7 +1,8 @@
 """LLaVA backbone: a Hugging Face ``LlavaForConditionalGeneration`` with ``<SEG>``.
 
 The wrapper owns the tokenizer additions (``<image>``, ``<SEG>``), the freezing of
-its parts, optional LoRA (peft), the expansion of the single ``<image>`` placeholder
+its parts, optional 4/8-bit quantization of the LLM (bitsandbytes), LoRA and
+trainable ``<SEG>`` rows (peft), the expansion of the single ``<image>`` placeholder
 into one token per visual feature, and the selection of the hidden states that
 *predict* each ``<SEG>`` (LISA uses the state at the position just before
 ``<SEG>``, i.e. the one whose logits emit it).
@@ -10,7 +11,7 @@ into one token per visual feature, and the selection of the hidden states that
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import torch
 from mmengine.logging import print_log
@@ -21,14 +22,7 @@ from lisakit.registry import MODELS
 from lisakit.tokenizers import build_tokenizer
 from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX, SEG_TOKEN
 
-#: LoRA target modules of the LLaMA attention, as in lisakit's default recipe.
-DEFAULT_LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj')
-
-
-def _lora_target_regex(target_modules: Sequence[str]) -> str:
-    """A peft ``target_modules`` regex restricted to the language model."""
-    names = '|'.join(target_modules)
-    return rf'.*language_model.*\.({names})$'
+from .llm_adapters import add_adapters, build_bnb_config, count_quantized, quantize_random_model
 
 
 @MODELS.register_module()
@@ -50,6 +44,14 @@ class LlavaBackbone(BaseModule):
         freeze_language_model: Keep the LLM (embeddings, layers, LM head) frozen.
         lora: ``None`` or a dict with ``r``, ``alpha``, ``dropout``, ``target_modules``,
             ``bias`` for a peft LoRA on the language model only.
+        quantization: ``None`` or a dict for bitsandbytes (``bits`` 4 or 8,
+            ``quant_type``, ``double_quant``, ``compute_dtype``, ``skip_modules``); only
+            the language model is quantized by default.
+        prepare_kbit: Run ``peft.prepare_model_for_kbit_training`` on a quantized model.
+        gradient_checkpointing: Recompute LLM activations in the backward pass.
+        train_seg_token_rows: Train only the ``<SEG>`` rows of the input embeddings and
+            the LM head (peft trainable tokens).
+        train_embeddings: Train the whole input embeddings and LM head (LISA's choice).
         torch_dtype: Parameter dtype name (``'float32'``, ``'bfloat16'``, ...).
         init_cfg: mmengine init config.
     """
@@ -65,6 +67,11 @@ class LlavaBackbone(BaseModule):
         freeze_projector: bool = True,
         freeze_language_model: bool = True,
         lora: Optional[dict] = None,
+        quantization: Optional[dict] = None,
+        prepare_kbit: bool = True,
+        gradient_checkpointing: bool = False,
+        train_seg_token_rows: bool = False,
+        train_embeddings: bool = False,
         torch_dtype: str = 'float32',
         init_cfg: Optional[dict] = None,
     ) -> None:
@@ -72,19 +79,44 @@ class LlavaBackbone(BaseModule):
         self.tokenizer = build_tokenizer(tokenizer, seg_token, image_token)
         self.seg_token_id = self.tokenizer.convert_tokens_to_ids(seg_token)
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token)
-        dtype = getattr(torch, torch_dtype)
-        model = self._build_hf_model(pretrained, llava_config, dtype)
-        model.resize_token_embeddings(len(self.tokenizer))
+        if quantization is not None and not freeze_language_model:
+            raise ValueError(
+                'A quantized language model cannot be trained in full; keep '
+                'freeze_language_model=True and train it through `lora`.'
+            )
+        if train_seg_token_rows and train_embeddings:
+            raise ValueError(
+                'Set either train_seg_token_rows (only the <SEG> rows) or '
+                'train_embeddings (the whole matrices), not both.'
+            )
+        bnb = None if quantization is None else build_bnb_config(quantization)
+        model = self._build_hf_model(pretrained, llava_config, getattr(torch, torch_dtype), bnb)
         model.config.image_token_id = self.image_token_id
         self.num_image_tokens = self._count_image_tokens(model.config)
-        self.llava = self._setup_trainable(
-            model, freeze_vision_tower, freeze_projector, freeze_language_model, lora
+        self.num_quantized_layers = count_quantized(model) if bnb is not None else 0
+        model.requires_grad_(False)
+        if bnb is not None and prepare_kbit:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, gradient_checkpointing)
+        elif gradient_checkpointing:
+            model.gradient_checkpointing_enable({'use_reentrant': False})
+            model.enable_input_require_grads()
+        rows = [self.seg_token_id] if train_seg_token_rows else []
+        self.llava = add_adapters(model, lora, rows)
+        self._unfreeze(
+            freeze_vision_tower, freeze_projector, freeze_language_model, train_embeddings
         )
 
     # ------------------------------------------------------------------ build
     def _build_hf_model(
-        self, pretrained: Optional[str], llava_config: Optional[dict], dtype: torch.dtype
+        self,
+        pretrained: Optional[str],
+        llava_config: Optional[dict],
+        dtype: torch.dtype,
+        bnb=None,
     ) -> LlavaForConditionalGeneration:
+        """Load (or randomly build) the model, resized to the tokenizer, quantized if asked."""
         if (pretrained is None) == (llava_config is None):
             raise ValueError(
                 'LlavaBackbone needs exactly one of `pretrained` (a local HF '
@@ -98,15 +130,19 @@ class LlavaBackbone(BaseModule):
                     f'model.backbone.pretrained={pretrained!r} is not a local folder. lisakit '
                     'never downloads: point it to a Hugging Face LLaVA folder on disk.'
                 )
-            return LlavaForConditionalGeneration.from_pretrained(
-                pretrained, local_files_only=True, dtype=dtype
+            model = LlavaForConditionalGeneration.from_pretrained(
+                pretrained, local_files_only=True, dtype=dtype, quantization_config=bnb
             )
+            model.resize_token_embeddings(len(self.tokenizer))
+            return model
         cfg = dict(llava_config)
         text_cfg = dict(cfg.pop('text_config'))
         text_cfg.setdefault('vocab_size', len(self.tokenizer))
         text_cfg.setdefault('pad_token_id', self.tokenizer.pad_token_id)
         config = LlavaConfig(text_config=text_cfg, image_token_id=self.image_token_id, **cfg)
-        return LlavaForConditionalGeneration(config).to(dtype)
+        model = LlavaForConditionalGeneration(config).to(dtype)
+        model.resize_token_embeddings(len(self.tokenizer))
+        return model if bnb is None else quantize_random_model(model, bnb, dtype)
 
     @staticmethod
     def _count_image_tokens(config: LlavaConfig) -> int:
@@ -115,39 +151,23 @@ class LlavaBackbone(BaseModule):
         patches = (vision.image_size // vision.patch_size) ** 2
         return patches + int(config.vision_feature_select_strategy == 'full')
 
-    def _setup_trainable(
+    def _unfreeze(
         self,
-        model: LlavaForConditionalGeneration,
         freeze_vision_tower: bool,
         freeze_projector: bool,
         freeze_language_model: bool,
-        lora: Optional[dict],
-    ) -> torch.nn.Module:
-        """Freeze parts as configured and optionally add LoRA to the language model."""
-        model.requires_grad_(False)
-        if lora is not None:
-            from peft import LoraConfig, get_peft_model
-
-            lora = dict(lora)
-            targets = lora.pop('target_modules', DEFAULT_LORA_TARGETS)
-            model = get_peft_model(
-                model,
-                LoraConfig(
-                    r=lora.pop('r', 8),
-                    lora_alpha=lora.pop('alpha', 16),
-                    lora_dropout=lora.pop('dropout', 0.05),
-                    bias=lora.pop('bias', 'none'),
-                    target_modules=_lora_target_regex(targets),
-                    **lora,
-                ),
-            )
-        hf = model.get_base_model() if lora is not None else model
+        train_embeddings: bool,
+    ) -> None:
+        """Make the configured parts trainable (everything else stays frozen)."""
+        hf = self.hf_model
         hf.model.vision_tower.requires_grad_(not freeze_vision_tower)
         hf.model.multi_modal_projector.requires_grad_(not freeze_projector)
         if not freeze_language_model:
             hf.model.language_model.requires_grad_(True)
             hf.lm_head.requires_grad_(True)
-        return model
+        if train_embeddings:
+            hf.get_input_embeddings().requires_grad_(True)
+            hf.get_output_embeddings().requires_grad_(True)
 
     # --------------------------------------------------------------- helpers
     @property

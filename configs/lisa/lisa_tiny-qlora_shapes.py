@@ -1,0 +1,16 @@
+# The 4-bit LoRA core on the tiny model, runnable on CPU: the LLM is quantized to NF4
+# (bitsandbytes), frozen, and trained through LoRA on q/k/v/o plus the <SEG> rows of the
+# input embeddings and the LM head; CLIP, the projector and the SAM encoder stay frozen
+# and unquantized; the neck and the SAM mask decoder train.
+# `python tools/train.py configs/lisa/lisa_tiny-qlora_shapes.py`
+_base_ = ['./lisa_tiny_shapes.py']
+model = dict(
+    backbone=dict(
+        freeze_language_model=True,
+        quantization=dict(bits=4, quant_type='nf4', double_quant=True, compute_dtype='float32'),
+        lora=dict(
+            r=8, alpha=16, dropout=0.05, target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj']
+        ),
+        train_seg_token_rows=True,
+    )
+)

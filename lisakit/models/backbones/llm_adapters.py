@@ -1,0 +1,113 @@
+"""Quantization (bitsandbytes) and parameter-efficient adapters (peft) for the LLM.
+
+Only the language model is quantized by default: the CLIP tower, the multimodal
+projector and the LM head stay in full precision (``DEFAULT_SKIP_MODULES``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+from transformers import BitsAndBytesConfig, PreTrainedModel
+
+#: LoRA target modules of the LLaMA attention (q/k/v/o projections).
+DEFAULT_LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj')
+#: Module-name prefixes kept unquantized in a HF LLaVA (matched from the start of names).
+DEFAULT_SKIP_MODULES = ('model.vision_tower', 'model.multi_modal_projector', 'lm_head')
+#: Modules holding the ``<SEG>`` rows (input embeddings and LM head).
+TOKEN_ROW_MODULES = ('embed_tokens', 'lm_head')
+QUANT_BITS = (4, 8)
+
+
+def build_bnb_config(quantization: dict) -> BitsAndBytesConfig:
+    """A ``BitsAndBytesConfig`` from lisakit's quantization dict.
+
+    Args:
+        quantization: ``bits`` (4 or 8), and for 4 bits ``quant_type`` ('nf4' or 'fp4'),
+            ``double_quant`` (bool), ``compute_dtype`` (dtype name); ``skip_modules``
+            (module-name prefixes kept unquantized).
+    """
+    q = dict(quantization)
+    bits = q.pop('bits', 4)
+    skip = list(q.pop('skip_modules', DEFAULT_SKIP_MODULES))
+    if bits not in QUANT_BITS:
+        raise ValueError(f'model.backbone.quantization.bits={bits}; expected 4 or 8.')
+    if bits == 8:
+        if q:
+            raise ValueError(f'Unknown 8-bit quantization keys {sorted(q)}.')
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+    cfg = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=q.pop('quant_type', 'nf4'),
+        bnb_4bit_use_double_quant=q.pop('double_quant', True),
+        bnb_4bit_compute_dtype=getattr(torch, q.pop('compute_dtype', 'bfloat16')),
+        llm_int8_skip_modules=skip,
+    )
+    if q:
+        raise ValueError(
+            f'Unknown model.backbone.quantization keys {sorted(q)}; expected '
+            'bits, quant_type, double_quant, compute_dtype, skip_modules.'
+        )
+    return cfg
+
+
+def quantize_random_model(
+    model: PreTrainedModel, bnb_config: BitsAndBytesConfig, dtype: torch.dtype
+) -> PreTrainedModel:
+    """Quantize a randomly initialised model through the real loading path.
+
+    transformers quantizes while loading, so the model is saved to a temporary folder
+    and loaded back with ``quantization_config`` (meant for small test models).
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        return type(model).from_pretrained(folder, quantization_config=bnb_config, dtype=dtype)
+
+
+def count_quantized(model: nn.Module) -> int:
+    """Number of bitsandbytes 4-bit / 8-bit linear layers in ``model``."""
+    import bitsandbytes as bnb
+
+    return sum(isinstance(m, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)) for m in model.modules())
+
+
+def add_adapters(
+    model: PreTrainedModel, lora: Optional[dict], seg_token_rows: Sequence[int]
+) -> nn.Module:
+    """Wrap ``model`` with peft: LoRA on the language model and/or trainable token rows.
+
+    Args:
+        model: The (frozen) Hugging Face model.
+        lora: ``None`` or a dict with ``r``, ``alpha``, ``dropout``, ``target_modules``,
+            ``bias`` (other keys go to ``peft.LoraConfig``).
+        seg_token_rows: Token ids whose embedding and LM-head rows train (may be empty).
+
+    Returns:
+        A peft model, or ``model`` itself when there is nothing to add.
+    """
+    from peft import LoraConfig, TrainableTokensConfig, get_peft_model
+
+    rows = list(seg_token_rows)
+    if lora is None:
+        if not rows:
+            return model
+        return get_peft_model(
+            model, TrainableTokensConfig(target_modules=list(TOKEN_ROW_MODULES), token_indices=rows)
+        )
+    lora = dict(lora)
+    names = '|'.join(lora.pop('target_modules', DEFAULT_LORA_TARGETS))
+    return get_peft_model(
+        model,
+        LoraConfig(
+            r=lora.pop('r', 8),
+            lora_alpha=lora.pop('alpha', 16),
+            lora_dropout=lora.pop('dropout', 0.05),
+            bias=lora.pop('bias', 'none'),
+            target_modules=rf'.*language_model.*\.({names})$',
+            trainable_token_indices={m: rows for m in TOKEN_ROW_MODULES} if rows else None,
+            **lora,
+        ),
+    )
