@@ -9,8 +9,18 @@ model = dict(
         freeze_language_model=True,
         quantization=dict(bits=4, quant_type='nf4', double_quant=True, compute_dtype='float32'),
         lora=dict(
-            r=8, alpha=16, dropout=0.05, target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj']
+            _delete_=True,
+            r=8,
+            alpha=16,
+            dropout=0.05,
+            target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj'],
         ),
         train_seg_token_rows=True,
     )
 )
+# Lean checkpoints: only LoRA, the <SEG> rows, the neck and the mask decoder are saved.
+custom_hooks = [
+    dict(type='TrainingHistoryHook'),
+    dict(type='EarlyStoppingHook', monitor='cIoU', rule='greater', patience=5, min_delta=0.001),
+    dict(type='LeanCheckpointHook'),
+]

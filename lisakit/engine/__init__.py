@@ -3,6 +3,7 @@
 from .hooks import (
     DumpMetricsHook,
     FullBestCheckpointHook,
+    LeanCheckpointHook,
     ReasonSegVisualizationHook,
     TrainingHistoryHook,
 )
@@ -10,6 +11,7 @@ from .hooks import (
 __all__ = [
     'DumpMetricsHook',
     'FullBestCheckpointHook',
+    'LeanCheckpointHook',
     'ReasonSegVisualizationHook',
     'TrainingHistoryHook',
 ]

@@ -34,3 +34,25 @@ def dump_json_atomic(obj: Any, path: str) -> None:
             json.dump(obj, f, indent=2)
 
     atomic_write(path, write)
+
+
+def register_atomic_local_backend() -> None:
+    """Make mmengine write local files (checkpoints included) atomically.
+
+    Replaces mmengine's ``local`` file backend by a subclass whose ``put`` writes a
+    temporary file in the same folder and renames it over the target, so an
+    interrupted save never leaves a truncated checkpoint.
+    """
+    from mmengine.fileio import LocalBackend, register_backend
+
+    class AtomicLocalBackend(LocalBackend):
+        """mmengine's ``LocalBackend`` with atomic ``put``."""
+
+        def put(self, obj: bytes, filepath) -> None:
+            def write(tmp: str) -> None:
+                with open(tmp, 'wb') as f:
+                    f.write(obj)
+
+            atomic_write(str(filepath), write)
+
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')

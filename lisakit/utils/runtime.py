@@ -9,11 +9,13 @@ import torch
 from mmengine.config import Config, DictAction
 
 from .checkpoint import register_checkpoint_loader
+from .io import register_atomic_local_backend
 
 
 def setup_runtime() -> None:
-    """Load mmengine checkpoints safely on torch >= 2.6 (see ``register_checkpoint_loader``)."""
+    """Safe checkpoint loading on torch >= 2.6 and atomic checkpoint writes."""
     register_checkpoint_loader()
+    register_atomic_local_backend()
 
 
 def prepare_cpu_distributed(cfg: Config) -> None:

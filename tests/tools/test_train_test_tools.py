@@ -183,3 +183,15 @@ def test_best_only_checkpoint_holds_optimizer_and_scheduler(tmp_path):
     assert [p.name for p in tmp_path.glob('*.pth')] == ['best_cIoU_epoch_1.pth']
     ckpt = torch.load(tmp_path / 'best_cIoU_epoch_1.pth', map_location='cpu', weights_only=False)
     assert {'state_dict', 'optimizer', 'param_schedulers', 'message_hub'} <= set(ckpt)
+
+
+def test_qlora_tiny_config_trains_with_falling_loss(tmp_path):
+    config = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qlora_shapes.py')
+    proc = train(
+        tmp_path, 3, '--cfg-options', 'train_dataloader.dataset.num_samples=48', config=config
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    history = json.loads((tmp_path / 'training_history.json').read_text())
+    losses = [r['loss'] for r in history['train']]
+    assert losses[2] < losses[1] < losses[0], losses
+    assert 'backbone: 16,640 /' in proc.stdout + proc.stderr  # LoRA + two <SEG> rows

@@ -91,6 +91,14 @@ class LISA(BaseModel):
         self._check_dims()
         self._log_trainable()
 
+    def init_weights(self) -> None:
+        """Initialize the parts that mmengine owns; the backbone's weights come from
+        Hugging Face (a checkpoint or HF's own random init), and its quantized
+        (integer) parameters cannot go through mmengine's float statistics."""
+        for part in (self.sam_encoder, self.neck, self.head):
+            if hasattr(part, 'init_weights'):
+                part.init_weights()
+
     def _check_dims(self) -> None:
         """Fail early, naming the config keys, when components do not fit together."""
         checks = [

@@ -1,0 +1,122 @@
+"""Lean checkpoints, their strict loading, atomic writes and exact resume (tiny configs)."""
+
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lisakit.utils.io import register_atomic_local_backend
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+QLORA = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qlora_shapes.py')
+DEMO = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny_shapes.py')
+SMALL = [
+    f'{loader}.{key}'
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    for key in ('num_workers=0', 'persistent_workers=False')
+]
+SMALL += [
+    'train_dataloader.dataset.num_samples=24',
+    'val_dataloader.dataset.num_samples=8',
+    'test_dataloader.dataset.num_samples=8',
+]
+
+
+def run(tool, config, *args):
+    cmd = [sys.executable, osp.join(REPO, 'tools', tool), config, *args]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    return proc
+
+
+def train(config, work_dir, epochs, *extra, schedule_epochs=None):
+    schedule = schedule_epochs or epochs
+    opts = SMALL + [f'train_cfg.max_epochs={epochs}', f'param_scheduler.0.end={schedule}']
+    proc = run('train.py', config, '--work-dir', str(work_dir), *extra, '--cfg-options', *opts)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope='module')
+def lean_run(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp('lean')
+    train(QLORA, work_dir, 1)
+    return work_dir
+
+
+def test_lean_checkpoint_holds_only_trainable_weights(lean_run):
+    ckpt = torch.load(lean_run / 'epoch_1.pth', map_location='cpu', weights_only=False)
+    info = ckpt['meta']['lisakit']
+    assert info['lean'] and set(ckpt['state_dict']) == set(info['trainable_keys'])
+    assert any('lora_' in k for k in ckpt['state_dict'])
+    assert any('trainable_tokens_delta' in k for k in ckpt['state_dict'])
+    assert not any(k.startswith('sam_encoder.') for k in ckpt['state_dict'])
+    assert not any('vision_tower' in k for k in ckpt['state_dict'])
+    assert info['tokens']['seg_token_id'] >= 0 and 'transformers' in info['versions']
+
+
+def test_lean_checkpoint_reproduces_val_metrics(lean_run, tmp_path):
+    history = json.loads((lean_run / 'training_history.json').read_text())
+    out = tmp_path / 'm.json'
+    proc = run(
+        'test.py',
+        QLORA,
+        str(lean_run / 'epoch_1.pth'),
+        '--work-dir',
+        str(tmp_path),
+        '--out',
+        str(out),
+        '--cfg-options',
+        *SMALL,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads(out.read_text())
+    assert metrics['cIoU'] == pytest.approx(history['val'][0]['cIoU'], abs=1e-9)
+    assert metrics['gIoU'] == pytest.approx(history['val'][0]['gIoU'], abs=1e-9)
+
+
+def test_lean_checkpoint_with_other_trainables_names_the_keys(lean_run, tmp_path):
+    proc = run(
+        'test.py',
+        QLORA,
+        str(lean_run / 'epoch_1.pth'),
+        '--work-dir',
+        str(tmp_path),
+        '--cfg-options',
+        *SMALL,
+        'model.backbone.train_seg_token_rows=False',
+    )
+    assert proc.returncode != 0
+    assert 'unexpected' in proc.stderr and 'trainable_tokens_delta' in proc.stderr
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    full, part = tmp_path / 'full', tmp_path / 'part'
+    train(DEMO, full, 2)
+    train(DEMO, part, 1, schedule_epochs=2)  # the same run, stopped after epoch 1
+    train(DEMO, part, 2, '--resume')
+    a = torch.load(full / 'epoch_2.pth', map_location='cpu', weights_only=False)
+    b = torch.load(part / 'epoch_2.pth', map_location='cpu', weights_only=False)
+    assert a['state_dict'].keys() == b['state_dict'].keys()
+    for key, value in a['state_dict'].items():
+        assert torch.equal(value, b['state_dict'][key]), key
+    ha = json.loads((full / 'training_history.json').read_text())
+    hb = json.loads((part / 'training_history.json').read_text())
+    assert ha['val'][-1]['cIoU'] == hb['val'][-1]['cIoU']
+    assert ha['train'][-1]['loss'] == pytest.approx(hb['train'][-1]['loss'], rel=1e-6)
+
+
+def test_atomic_put_keeps_the_old_file_on_failure(tmp_path):
+    from mmengine.fileio import get_file_backend
+
+    register_atomic_local_backend()
+    path = tmp_path / 'ckpt.pth'
+    backend = get_file_backend(str(path))
+    backend.put(b'first', str(path))
+    with pytest.raises(TypeError):
+        backend.put(object(), str(path))  # fails while writing
+    assert path.read_bytes() == b'first'
+    assert os.listdir(tmp_path) == ['ckpt.pth']  # no temporary file left behind
