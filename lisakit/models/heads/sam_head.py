@@ -95,8 +95,10 @@ class SAMHead(BaseModule):
         Returns:
             B tensors of shape (n_i, 4h, 4w) low-resolution mask logits.
         """
-        image_pe = self.prompt_encoder.get_dense_pe()  # (1, C, h, w)
-        dense = self.prompt_encoder.no_mask_embed.weight  # (1, C)
+        dtype = self.mask_decoder.iou_token.weight.dtype
+        image_embeddings = image_embeddings.to(dtype)
+        image_pe = self.prompt_encoder.get_dense_pe().to(dtype)  # (1, C, h, w)
+        dense = self.prompt_encoder.no_mask_embed.weight.to(dtype)  # (1, C)
         masks = []
         for i, prompt in enumerate(prompts):
             n = prompt.shape[0]
@@ -104,7 +106,7 @@ class SAMHead(BaseModule):
                 size = 4 * image_embeddings.shape[-1]
                 masks.append(image_embeddings.new_zeros((0, size, size)))
                 continue
-            sparse = prompt[:, None].to(image_embeddings.dtype)  # (n, 1, C)
+            sparse = prompt[:, None].to(dtype)  # (n, 1, C)
             dense_i = dense.reshape(1, -1, 1, 1).expand(n, -1, *image_embeddings.shape[-2:])
             low_res, _ = self.mask_decoder(
                 image_embeddings=image_embeddings[i : i + 1],

@@ -1,0 +1,34 @@
+# LISA on LLaVA-1.5-7B (llava-hf format) with a 4-bit NF4 LLM, LoRA r 8 on q/k/v/o, trainable
+# <SEG> rows and gradient checkpointing; SAM ViT-H. Local paths only (nothing downloads):
+# put the llava-hf folder and SAM's sam_vit_h_4b8939.pth under data/ or override, e.g.
+#   --cfg-options model.backbone.pretrained=/path/llava-1.5-7b-hf \
+#       model.backbone.tokenizer=/path/llava-1.5-7b-hf \
+#       model.sam_encoder.checkpoint=/path/sam_vit_h_4b8939.pth \
+#       model.head.checkpoint=/path/sam_vit_h_4b8939.pth
+llava_path = 'data/llava-1.5-7b-hf'
+sam_checkpoint = 'data/sam_vit_h_4b8939.pth'
+model = dict(
+    type='LISA',
+    data_preprocessor=dict(type='LISADataPreprocessor'),
+    backbone=dict(
+        type='LlavaBackbone',
+        tokenizer=llava_path,
+        pretrained=llava_path,
+        torch_dtype='bfloat16',
+        freeze_language_model=True,
+        quantization=dict(bits=4, quant_type='nf4', double_quant=True, compute_dtype='bfloat16'),
+        lora=dict(
+            r=8, alpha=16, dropout=0.05, target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj']
+        ),
+        train_seg_token_rows=True,
+        gradient_checkpointing=True,
+    ),
+    sam_encoder=dict(
+        type='SAMImageEncoder', arch='vit_h', checkpoint=sam_checkpoint, torch_dtype='bfloat16'
+    ),
+    neck=dict(type='SegProjector', out_channels=256),
+    head=dict(type='SAMHead', checkpoint=sam_checkpoint),
+    loss_ce=dict(type='LMCrossEntropyLoss', loss_weight=1.0),
+    loss_bce=dict(type='MaskBCELoss', loss_weight=2.0),
+    loss_dice=dict(type='DiceLoss', loss_weight=0.5),
+)

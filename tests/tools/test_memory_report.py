@@ -1,0 +1,55 @@
+"""tools/analysis_tools/memory_report.py: meta estimates agree with a real 4-bit build."""
+
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+import memory_report  # noqa: E402
+
+from lisakit.registry import MODELS  # noqa: E402
+
+QLORA = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qlora_shapes.py')
+RECIPE_7B = osp.join(REPO, 'configs', '_base_', 'models', 'lisa_llava-1.5-7b-qlora_sam-vit-h.py')
+
+
+def _sizes(meta):
+    cfg = Config.fromfile(QLORA)
+    init_default_scope('lisakit')
+    model_cfg, quantization = memory_report.model_config(cfg, None, meta)
+    if meta:
+        with torch.device('meta'):
+            model = MODELS.build(model_cfg)
+    else:
+        model = MODELS.build(model_cfg)
+    return memory_report.component_sizes(model, quantization, meta)
+
+
+def test_meta_estimate_matches_real_4bit_storage():
+    real, estimate = _sizes(meta=False), _sizes(meta=True)
+    for part in ('backbone', 'sam_encoder', 'neck', 'head'):
+        assert real[part][1] == estimate[part][1], part  # same trainable parameters
+        assert estimate[part][2] == pytest.approx(real[part][2], rel=0.02), part
+
+
+def test_7b_recipe_report_on_meta():
+    cmd = [
+        sys.executable,
+        osp.join(REPO, 'tools', 'analysis_tools', 'memory_report.py'),
+        RECIPE_7B,
+        '--random-llava',
+        'llava-1.5-7b',
+        '--meta',
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line}
+    assert int(rows['backbone'][1].replace(',', '')) > 7_000_000_000
+    assert int(rows['backbone'][2].replace(',', '')) == 8_396_800  # LoRA + 2 <SEG> rows
+    assert float(rows['backbone'][3]) < 4500  # MiB: 4-bit LLM, bf16 CLIP / embeddings
