@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional, Union
 
 import numpy as np
@@ -9,13 +10,14 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
+from mmengine.runner import set_random_seed
 from torch import nn
 
 from lisakit.datasets.templates import VAL_ANSWER
+from lisakit.engine.hooks.lean_checkpoint_hook import check_lean_keys
 from lisakit.registry import MODELS
 from lisakit.structures import ReasonSegDataSample
-from lisakit.utils.checkpoint import register_checkpoint_loader
+from lisakit.utils.checkpoint import load_from_lisakit_safe
 
 
 def init_model(
@@ -24,19 +26,57 @@ def init_model(
     """Build the model of ``config`` and load ``checkpoint`` (local path) into it.
 
     Args:
-        config: Config file path or a loaded config.
+        config: Config file path, a loaded config, or an export folder.
         checkpoint: Optional checkpoint path (``tools/train.py`` output).
         device: Device to put the model on.
 
     Returns:
         The model in eval mode, with the config attached as ``model.cfg``.
     """
+    if isinstance(config, str) and os.path.isdir(config):
+        return init_model_from_export(config, device)
     cfg = Config.fromfile(config) if isinstance(config, str) else config
-    init_default_scope(cfg.get('default_scope', 'lisakit'))
-    model = MODELS.build(cfg.model)
+    model = _build(cfg)
     if checkpoint is not None:
-        register_checkpoint_loader()
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        load_weights(model, checkpoint)
+    model.cfg = cfg
+    return model.to(device).eval()
+
+
+def load_weights(model: nn.Module, checkpoint: str) -> None:
+    """Load a full or lean lisakit checkpoint; every expected key must be present.
+
+    Raises:
+        ValueError: Naming missing keys (full checkpoint) or mismatching trainable keys
+            (lean checkpoint).
+    """
+    ckpt = load_from_lisakit_safe(checkpoint, map_location='cpu')
+    lean = check_lean_keys(model, ckpt)
+    result = model.load_state_dict(ckpt.get('state_dict', ckpt), strict=False)
+    if result.missing_keys and not lean:
+        raise ValueError(
+            f'{checkpoint} lacks {len(result.missing_keys)} keys of this model, '
+            f'e.g. {result.missing_keys[:5]}.'
+        )
+
+
+def _build(cfg: Config) -> nn.Module:
+    """Build ``cfg.model`` after seeding as the Runner does, so that frozen random
+    weights (tiny configs, lean checkpoints) are the ones the model trained with."""
+    init_default_scope(cfg.get('default_scope', 'lisakit'))
+    randomness = cfg.get('randomness') or {}
+    if randomness.get('seed') is not None:
+        set_random_seed(**randomness)
+    return MODELS.build(cfg.model)
+
+
+def init_model_from_export(export_dir: str, device: str = 'cpu') -> nn.Module:
+    """Rebuild a model from a folder written by ``tools/model_converters/export.py``."""
+    from .export import CONFIG_FILE, load_export
+
+    cfg = Config.fromfile(os.path.join(export_dir, CONFIG_FILE))
+    model = _build(cfg)
+    load_export(model, export_dir)
     model.cfg = cfg
     return model.to(device).eval()
 

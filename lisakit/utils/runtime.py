@@ -8,7 +8,7 @@ import os
 import torch
 from mmengine.config import Config, DictAction
 
-from .checkpoint import register_checkpoint_loader
+from .checkpoint import UNSAFE_LOAD_ENV, register_checkpoint_loader
 from .io import register_atomic_local_backend
 
 
@@ -53,12 +53,19 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         default='none',
         help='job launcher',
     )
+    parser.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='load checkpoints with full unpickling (only for files you trust)',
+    )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def load_config(args: argparse.Namespace) -> Config:
     """Read ``args.config`` and apply the shared flags (launcher, overrides, work dir)."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.unsafe_load:
+        os.environ[UNSAFE_LOAD_ENV] = '1'
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

@@ -37,6 +37,38 @@ def trainable_keys(model: nn.Module) -> set[str]:
     return {name for name, p in model.named_parameters() if p.requires_grad}
 
 
+def check_lean_keys(model: nn.Module, checkpoint: dict) -> bool:
+    """Whether ``checkpoint`` is lean; if so, check its keys against ``model``.
+
+    The trainable keys of ``model`` must equal the file's exactly.
+
+    Raises:
+        ValueError: Naming the missing / unexpected trainable keys.
+    """
+    info = checkpoint.get('meta', {}).get('lisakit', {})
+    if not info.get('lean'):
+        return False
+    expected, got = trainable_keys(model), set(checkpoint['state_dict'])
+    missing, unexpected = sorted(expected - got), sorted(got - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f'The lean checkpoint does not match the trainable parameters of this config: '
+            f'{len(missing)} missing {missing[:5]}, {len(unexpected)} unexpected '
+            f'{unexpected[:5]}. Use the config the checkpoint was trained with '
+            '(it is stored in checkpoint["meta"]["cfg"]).'
+        )
+    return True
+
+
+def complete_lean_state(model: nn.Module, checkpoint: dict) -> None:
+    """Check a lean checkpoint and fill in the frozen weights from ``model`` (no-op for a
+    full checkpoint), so that mmengine loads a complete state dict."""
+    if check_lean_keys(model, checkpoint):
+        got = set(checkpoint['state_dict'])
+        full = {k: v for k, v in model.state_dict().items() if k not in got}
+        checkpoint['state_dict'] = {**full, **checkpoint['state_dict']}
+
+
 @HOOKS.register_module()
 class LeanCheckpointHook(Hook):
     """Keep only trainable weights in checkpoints; the rest is rebuilt from the config.
@@ -72,18 +104,4 @@ class LeanCheckpointHook(Hook):
         )
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        info = checkpoint.get('meta', {}).get('lisakit', {})
-        if not info.get('lean'):
-            return
-        model = self._model(runner)
-        expected, got = trainable_keys(model), set(checkpoint['state_dict'])
-        missing, unexpected = sorted(expected - got), sorted(got - expected)
-        if missing or unexpected:
-            raise ValueError(
-                f'The lean checkpoint does not match the trainable parameters of this config: '
-                f'{len(missing)} missing {missing[:5]}, {len(unexpected)} unexpected '
-                f'{unexpected[:5]}. Use the config the checkpoint was trained with '
-                '(it is stored in checkpoint["meta"]["cfg"]).'
-            )
-        full = {k: v for k, v in model.state_dict().items() if k not in got}
-        checkpoint['state_dict'] = {**full, **checkpoint['state_dict']}
+        complete_lean_state(self._model(runner), checkpoint)

@@ -1,0 +1,92 @@
+"""Export a trained model to a Hugging Face-style folder and load it back.
+
+Layout of an export folder::
+
+    lisakit_config.py             the config the model is rebuilt from
+    adapter/                      peft files (adapter_config.json, adapter_model.safetensors)
+    lisakit_weights.safetensors   every other trainable weight (neck, mask decoder, ...)
+    tokenizer/                    the tokenizer with lisakit's added tokens
+    export_info.json              token ids and library versions
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from mmengine.config import Config
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from lisakit.engine.hooks.lean_checkpoint_hook import _versions, trainable_keys
+
+CONFIG_FILE = 'lisakit_config.py'
+WEIGHTS_FILE = 'lisakit_weights.safetensors'
+ADAPTER_DIR = 'adapter'
+INFO_FILE = 'export_info.json'
+
+
+def _is_peft(module: nn.Module) -> bool:
+    return hasattr(module, 'peft_config')
+
+
+def _adapter_names(model: nn.Module) -> set[str]:
+    """Trainable parameter names inside the peft model (saved by peft itself)."""
+    llava = model.backbone.llava
+    if not _is_peft(llava):
+        return set()
+    return {n for n, p in llava.named_parameters() if p.requires_grad}
+
+
+def export_model(model: nn.Module, cfg: Config, out_dir: str) -> dict:
+    """Write ``model``'s trainable weights, tokenizer and config to ``out_dir``.
+
+    Returns:
+        Counts of exported tensors: ``adapter`` (peft) and ``lisakit`` (the rest).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    backbone = model.backbone
+    adapter_keys: set[str] = set()
+    if _is_peft(backbone.llava):
+        backbone.llava.save_pretrained(os.path.join(out_dir, ADAPTER_DIR))
+        adapter_keys = {
+            f'backbone.llava.{n}' for n, p in backbone.llava.named_parameters() if p.requires_grad
+        }
+    state = model.state_dict()
+    rest = {k: state[k].detach().contiguous() for k in sorted(trainable_keys(model) - adapter_keys)}
+    save_file(rest, os.path.join(out_dir, WEIGHTS_FILE))
+    backbone.tokenizer.save_pretrained(os.path.join(out_dir, 'tokenizer'))
+    cfg.dump(os.path.join(out_dir, CONFIG_FILE))
+    info = dict(
+        seg_token_id=backbone.seg_token_id,
+        image_token_id=backbone.image_token_id,
+        adapter_tensors=len(adapter_keys),
+        lisakit_tensors=len(rest),
+        versions=_versions(),
+    )
+    with open(os.path.join(out_dir, INFO_FILE), 'w', encoding='utf-8') as f:
+        json.dump(info, f, indent=2)
+    return dict(adapter=len(adapter_keys), lisakit=len(rest))
+
+
+def load_export(model: nn.Module, export_dir: str) -> None:
+    """Load an export folder's weights into a model built from its config (strict)."""
+    from peft import set_peft_model_state_dict
+
+    adapter = os.path.join(export_dir, ADAPTER_DIR, 'adapter_model.safetensors')
+    if os.path.isfile(adapter):
+        if not _is_peft(model.backbone.llava):
+            raise ValueError(f'{export_dir} holds a peft adapter but the model has none.')
+        result = set_peft_model_state_dict(model.backbone.llava, load_file(adapter))
+        if getattr(result, 'unexpected_keys', None):
+            raise ValueError(f'Unexpected adapter keys {result.unexpected_keys[:5]}.')
+    weights = load_file(os.path.join(export_dir, WEIGHTS_FILE))
+    own = model.state_dict()
+    unknown = sorted(set(weights) - set(own))
+    if unknown:
+        raise ValueError(f'{export_dir}/{WEIGHTS_FILE} has keys the model lacks: {unknown[:5]}.')
+    expected = trainable_keys(model) - {f'backbone.llava.{k}' for k in _adapter_names(model)}
+    missing = sorted(expected - set(weights))
+    if missing:
+        raise ValueError(f'{export_dir}/{WEIGHTS_FILE} lacks trainable keys {missing[:5]}.')
+    model.load_state_dict(weights, strict=False)  # frozen weights come from the config
