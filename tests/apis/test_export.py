@@ -1,50 +1,23 @@
 """Export a trained tiny QLoRA checkpoint and load it back with identical predictions."""
 
 import json
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from tool_runner import QLORA, output, run_tool, train
 
 from lisakit.apis import init_model
 from lisakit.registry import DATASETS
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QLORA = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qlora_shapes.py')
-SMALL = [
-    'train_dataloader.dataset.num_samples=16',
-    'val_dataloader.dataset.num_samples=8',
-    'train_cfg.max_epochs=1',
-    'param_scheduler.0.end=1',
-]
-SMALL += [
-    f'{loader}.{key}'
-    for loader in ('train_dataloader', 'val_dataloader')
-    for key in ('num_workers=0', 'persistent_workers=False')
-]
 
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('export')
-    cmd = [
-        sys.executable,
-        osp.join(REPO, 'tools', 'train.py'),
-        QLORA,
-        '--work-dir',
-        str(work_dir),
-        '--cfg-options',
-        *SMALL,
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    cfg = Config.fromfile(QLORA)
-    cfg.merge_from_dict(dict(x.split('=') for x in SMALL[:2]))
-    return work_dir, cfg
+    proc = train(work_dir, 1, config=QLORA)
+    assert proc.returncode == 0, output(proc)
+    return work_dir, Config.fromfile(QLORA)
 
 
 def _logits(model, cfg):
@@ -58,15 +31,8 @@ def test_export_round_trip_gives_identical_predictions(trained, tmp_path):
     work_dir, cfg = trained
     ckpt = str(work_dir / 'epoch_1.pth')
     out = tmp_path / 'export'
-    cmd = [
-        sys.executable,
-        osp.join(REPO, 'tools', 'model_converters', 'export.py'),
-        QLORA,
-        ckpt,
-        str(out),
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_tool('model_converters/export.py', QLORA, ckpt, str(out))
+    assert proc.returncode == 0, output(proc)
     assert (out / 'adapter' / 'adapter_config.json').is_file()
     assert (out / 'adapter' / 'adapter_model.safetensors').is_file()
     assert (out / 'lisakit_weights.safetensors').is_file()

@@ -2,48 +2,19 @@
 
 import json
 import os
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
+from tool_runner import DEMO, QLORA, SMALL, output, run_tool, train
 
 from lisakit.utils.io import register_atomic_local_backend
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QLORA = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qlora_shapes.py')
-DEMO = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny_shapes.py')
-SMALL = [
-    f'{loader}.{key}'
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    for key in ('num_workers=0', 'persistent_workers=False')
-]
-SMALL += [
-    'train_dataloader.dataset.num_samples=24',
-    'val_dataloader.dataset.num_samples=8',
-    'test_dataloader.dataset.num_samples=8',
-]
-
-
-def run(tool, config, *args):
-    cmd = [sys.executable, osp.join(REPO, 'tools', tool), config, *args]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    return proc
-
-
-def train(config, work_dir, epochs, *extra, schedule_epochs=None):
-    schedule = schedule_epochs or epochs
-    opts = SMALL + [f'train_cfg.max_epochs={epochs}', f'param_scheduler.0.end={schedule}']
-    proc = run('train.py', config, '--work-dir', str(work_dir), *extra, '--cfg-options', *opts)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 @pytest.fixture(scope='module')
 def lean_run(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('lean')
-    train(QLORA, work_dir, 1)
+    proc = train(work_dir, 1, config=QLORA)
+    assert proc.returncode == 0, output(proc)
     return work_dir
 
 
@@ -61,7 +32,7 @@ def test_lean_checkpoint_holds_only_trainable_weights(lean_run):
 def test_lean_checkpoint_reproduces_val_metrics(lean_run, tmp_path):
     history = json.loads((lean_run / 'training_history.json').read_text())
     out = tmp_path / 'm.json'
-    proc = run(
+    proc = run_tool(
         'test.py',
         QLORA,
         str(lean_run / 'epoch_1.pth'),
@@ -72,14 +43,14 @@ def test_lean_checkpoint_reproduces_val_metrics(lean_run, tmp_path):
         '--cfg-options',
         *SMALL,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, output(proc)
     metrics = json.loads(out.read_text())
     assert metrics['cIoU'] == pytest.approx(history['val'][0]['cIoU'], abs=1e-9)
     assert metrics['gIoU'] == pytest.approx(history['val'][0]['gIoU'], abs=1e-9)
 
 
 def test_lean_checkpoint_with_other_trainables_names_the_keys(lean_run, tmp_path):
-    proc = run(
+    proc = run_tool(
         'test.py',
         QLORA,
         str(lean_run / 'epoch_1.pth'),
@@ -95,9 +66,10 @@ def test_lean_checkpoint_with_other_trainables_names_the_keys(lean_run, tmp_path
 
 def test_resume_matches_uninterrupted_run(tmp_path):
     full, part = tmp_path / 'full', tmp_path / 'part'
-    train(DEMO, full, 2)
-    train(DEMO, part, 1, schedule_epochs=2)  # the same run, stopped after epoch 1
-    train(DEMO, part, 2, '--resume')
+    for work_dir, epochs, extra in ((full, 2, ()), (part, 1, ()), (part, 2, ('--resume',))):
+        # the partial run has the full run's schedule and stops after epoch 1
+        proc = train(work_dir, epochs, *extra, config=DEMO, schedule_epochs=2)
+        assert proc.returncode == 0, output(proc)
     a = torch.load(full / 'epoch_2.pth', map_location='cpu', weights_only=False)
     b = torch.load(part / 'epoch_2.pth', map_location='cpu', weights_only=False)
     assert a['state_dict'].keys() == b['state_dict'].keys()

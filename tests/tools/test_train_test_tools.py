@@ -7,40 +7,15 @@ import subprocess
 import sys
 
 import pytest
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny_shapes.py')
-SMALL = [
-    'train_dataloader.dataset.num_samples=16',
-    'val_dataloader.dataset.num_samples=8',
-    'test_dataloader.dataset.num_samples=8',
-    'train_dataloader.num_workers=0',
-    'train_dataloader.persistent_workers=False',
-    'val_dataloader.num_workers=0',
-    'val_dataloader.persistent_workers=False',
-    'test_dataloader.num_workers=0',
-    'test_dataloader.persistent_workers=False',
-]
-
-
-def run_tool(tool, *args, env=None):
-    cmd = [sys.executable, osp.join(REPO, 'tools', tool), *args]
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=full_env)
-
-
-def train(work_dir, epochs, *extra, config=CONFIG, env=None):
-    opts = SMALL + [f'train_cfg.max_epochs={epochs}', f'param_scheduler.0.end={epochs}']
-    return run_tool(
-        'train.py', config, '--work-dir', str(work_dir), *extra, '--cfg-options', *opts, env=env
-    )
+from tool_runner import DEMO as CONFIG
+from tool_runner import QLORA, REPO, SMALL, output, run_tool, train
 
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('train')
     proc = train(work_dir, 2)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, output(proc)
     return work_dir
 
 
@@ -79,7 +54,7 @@ def test_test_tool_reproduces_val_metrics_and_draws(trained, tmp_path):
         '--cfg-options',
         *SMALL,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, output(proc)
     metrics = json.loads(out.read_text())
     assert metrics['cIoU'] == pytest.approx(expected['cIoU'], abs=1e-6)
     assert metrics['gIoU'] == pytest.approx(expected['gIoU'], abs=1e-6)
@@ -91,7 +66,7 @@ def test_resume_continues_from_last_epoch(trained, tmp_path):
     proc = train(work_dir, 1)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = train(work_dir, 2, '--resume')
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, output(proc)
     assert 'resumed epoch: 1' in proc.stdout + proc.stderr
     history = json.loads((work_dir / 'training_history.json').read_text())
     assert [r['epoch'] for r in history['train']] == [1, 2]
@@ -130,7 +105,7 @@ def test_custom_neck_from_user_module_trains(tmp_path):
     work_dir = tmp_path / 'wd'
     env = {'PYTHONPATH': str(tmp_path)}
     proc = train(work_dir, 1, config=str(config), env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, output(proc)
     import torch
 
     ckpt = torch.load(next(work_dir.glob('epoch_1.pth')), map_location='cpu', weights_only=False)
@@ -164,7 +139,7 @@ def test_cpu_ddp_two_processes(tmp_path):
         *opts,
     ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, output(proc)
     history = json.loads((tmp_path / 'training_history.json').read_text())
     assert [r['epoch'] for r in history['val']] == [1]
 
@@ -179,18 +154,17 @@ def test_best_only_checkpoint_holds_optimizer_and_scheduler(tmp_path):
         'default_hooks.checkpoint.interval=-1',
         'default_hooks.checkpoint.save_last=False',
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, output(proc)
     assert [p.name for p in tmp_path.glob('*.pth')] == ['best_cIoU_epoch_1.pth']
     ckpt = torch.load(tmp_path / 'best_cIoU_epoch_1.pth', map_location='cpu', weights_only=False)
     assert {'state_dict', 'optimizer', 'param_schedulers', 'message_hub'} <= set(ckpt)
 
 
 def test_qlora_tiny_config_trains_with_falling_loss(tmp_path):
-    config = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qlora_shapes.py')
     proc = train(
-        tmp_path, 3, '--cfg-options', 'train_dataloader.dataset.num_samples=48', config=config
+        tmp_path, 3, '--cfg-options', 'train_dataloader.dataset.num_samples=48', config=QLORA
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, output(proc)
     history = json.loads((tmp_path / 'training_history.json').read_text())
     losses = [r['loss'] for r in history['train']]
     assert losses[2] < losses[1] < losses[0], losses

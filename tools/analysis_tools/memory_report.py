@@ -17,7 +17,6 @@ A tiny config builds for real, quantizes with bitsandbytes and runs ``--steps`` 
 import argparse
 import copy
 import os.path as osp
-import resource
 import sys
 import time
 
@@ -26,9 +25,9 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from lisakit.engine.hooks.training_history_hook import peak_memory_gb  # noqa: E402
 from lisakit.registry import MODELS  # noqa: E402
 
-GIB = 1024**3
 MIB = 1024**2
 #: bitsandbytes NF4 storage: 4 bits per weight plus the block absmax (block 64): fp32
 #: without double quantization, 8-bit + an fp32 per 256 blocks with it.
@@ -174,10 +173,7 @@ def measure_steps(cfg: Config, model: torch.nn.Module, steps: int) -> None:
         loss.backward()
         optim.step()
     step_s = (time.perf_counter() - tic) / steps
-    if device == 'cuda':
-        peak, source = torch.cuda.max_memory_allocated() / GIB, 'cuda max allocated'
-    else:
-        peak, source = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MIB, 'process RSS'
+    peak, source = peak_memory_gb()
     print(f'{steps} steps, batch {len(batch)}: {step_s:.3f} s/step, peak {peak:.3f} GiB ({source})')
 
 

@@ -14,7 +14,6 @@ import os
 from typing import Optional, Union
 
 import torch
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from transformers import LlavaConfig, LlavaForConditionalGeneration
 
@@ -273,9 +272,3 @@ class LlavaBackbone(BaseModule):
             labels=labels,
             seg_embeds=self.seg_hidden_states(hidden, ids),
         )
-
-    def log_trainable(self) -> None:
-        """Log trainable / total parameters of the backbone once."""
-        total = sum(p.numel() for p in self.parameters())
-        train = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        print_log(f'LlavaBackbone: {train:,} trainable / {total:,} parameters', logger='current')
