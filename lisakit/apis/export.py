@@ -38,6 +38,14 @@ def _adapter_names(model: nn.Module) -> set[str]:
     return {n for n, p in llava.named_parameters() if p.requires_grad}
 
 
+def _randomly_initialised_keys(model: nn.Module, cfg: Config) -> set[str]:
+    """State keys of SAM parts built without a checkpoint: random frozen weights cannot be
+    rebuilt reliably from a config, so exports carry them."""
+    state = model.state_dict()
+    parts = [p for p in ('sam_encoder', 'head') if not cfg.model[p].get('checkpoint')]
+    return {k for k in state if k.split('.', 1)[0] in parts}
+
+
 def export_model(model: nn.Module, cfg: Config, out_dir: str) -> dict:
     """Write ``model``'s trainable weights, tokenizer and config to ``out_dir``.
 
@@ -53,7 +61,8 @@ def export_model(model: nn.Module, cfg: Config, out_dir: str) -> dict:
             f'backbone.llava.{n}' for n, p in backbone.llava.named_parameters() if p.requires_grad
         }
     state = model.state_dict()
-    rest = {k: state[k].detach().contiguous() for k in sorted(trainable_keys(model) - adapter_keys)}
+    keys = (trainable_keys(model) | _randomly_initialised_keys(model, cfg)) - adapter_keys
+    rest = {k: state[k].detach().contiguous() for k in sorted(keys)}
     save_file(rest, os.path.join(out_dir, WEIGHTS_FILE))
     backbone.tokenizer.save_pretrained(os.path.join(out_dir, 'tokenizer'))
     cfg.dump(os.path.join(out_dir, CONFIG_FILE))
@@ -90,3 +99,59 @@ def load_export(model: nn.Module, export_dir: str) -> None:
     if missing:
         raise ValueError(f'{export_dir}/{WEIGHTS_FILE} lacks trainable keys {missing[:5]}.')
     model.load_state_dict(weights, strict=False)  # frozen weights come from the config
+
+
+def merged_config(cfg: Config, llava_dir: str, tokenizer_dir: str) -> Config:
+    """``cfg`` with the backbone pointing at a merged Hugging Face folder (no adapters)."""
+    cfg = Config(cfg.to_dict())  # a copy
+    backbone = cfg.model.backbone
+    backbone.update(
+        pretrained=os.path.abspath(llava_dir),
+        llava_config=None,
+        tokenizer=os.path.abspath(tokenizer_dir),
+        lora=None,
+        quantization=None,
+        train_seg_token_rows=False,
+        train_embeddings=False,
+        freeze_language_model=True,
+    )
+    return cfg
+
+
+def export_merged(model: nn.Module, cfg: Config, out_dir: str) -> dict:
+    """Fold LoRA and the ``<SEG>`` rows into an *unquantized* base and save it whole.
+
+    Writes ``llava/`` (a full Hugging Face LLaVA folder), ``tokenizer/``, the other
+    trainable weights and a config whose backbone loads ``llava/``.
+    """
+    llava = model.backbone.llava
+    if model.backbone.num_quantized_layers:
+        raise ValueError(
+            'Merging needs an unquantized base: build the model with '
+            'model.backbone.quantization=None (tools/model_converters/export.py '
+            '--merge does this) and load the checkpoint into it.'
+        )
+    merged = llava.merge_and_unload() if _is_peft(llava) else llava
+    llava_dir, tok_dir = os.path.join(out_dir, 'llava'), os.path.join(out_dir, 'tokenizer')
+    merged.save_pretrained(llava_dir)
+    model.backbone.tokenizer.save_pretrained(tok_dir)
+    new_cfg = merged_config(cfg, llava_dir, tok_dir)
+    keys = trainable_keys(model) | _randomly_initialised_keys(model, cfg)
+    keys = sorted(k for k in keys if not k.startswith('backbone.'))
+    state = model.state_dict()
+    save_file(
+        {k: state[k].detach().contiguous() for k in keys}, os.path.join(out_dir, WEIGHTS_FILE)
+    )
+    new_cfg.dump(os.path.join(out_dir, CONFIG_FILE))
+    with open(os.path.join(out_dir, INFO_FILE), 'w', encoding='utf-8') as f:
+        json.dump(
+            dict(
+                merged=True,
+                seg_token_id=model.backbone.seg_token_id,
+                lisakit_tensors=len(keys),
+                versions=_versions(),
+            ),
+            f,
+            indent=2,
+        )
+    return dict(adapter=0, lisakit=len(keys))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from tool_runner import QLORA, output, run_tool, train
+from tool_runner import DEMO, QLORA, output, run_tool, train
 
 from lisakit.apis import init_model
 from lisakit.registry import DATASETS
@@ -60,3 +60,23 @@ def test_unsafe_load_flag_sets_the_opt_in(monkeypatch):
     import os
 
     assert os.environ[UNSAFE_LOAD_ENV] == '1'
+
+
+def test_merge_folds_lora_and_seg_rows_into_a_full_model(tmp_path):
+    config = tmp_path / 'lora.py'
+    config.write_text(
+        f"_base_ = ['{DEMO}']\n"
+        'model = dict(backbone=dict(freeze_language_model=True, train_seg_token_rows=True,\n'
+        '             lora=dict(_delete_=True, r=4, alpha=8, dropout=0.0)))\n'
+    )
+    proc = train(tmp_path / 'wd', 1, config=str(config))
+    assert proc.returncode == 0, output(proc)
+    ckpt, out = str(tmp_path / 'wd' / 'epoch_1.pth'), tmp_path / 'merged'
+    proc = run_tool('model_converters/export.py', str(config), ckpt, str(out), '--merge')
+    assert proc.returncode == 0, output(proc)
+    assert (out / 'llava' / 'config.json').is_file() and not (out / 'adapter').exists()
+    cfg = Config.fromfile(str(config))
+    merged = init_model(str(out))
+    assert not any('lora_' in n for n, _ in merged.named_parameters())
+    for a, b in zip(_logits(init_model(cfg, ckpt), cfg), _logits(merged, cfg)):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

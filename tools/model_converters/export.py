@@ -1,6 +1,8 @@
-"""Export a lisakit checkpoint to a Hugging Face-style folder (peft adapter + safetensors).
+"""Export a lisakit checkpoint to a Hugging Face-style folder.
 
-``python tools/model_converters/export.py CONFIG CHECKPOINT OUT_DIR``; load it back with
+``python tools/model_converters/export.py CONFIG CHECKPOINT OUT_DIR`` writes the peft adapter
+and the other trainable weights as safetensors; ``--merge`` folds LoRA and the ``<SEG>`` rows
+into an unquantized base and saves a full LLaVA folder. Load either with
 ``lisakit.apis.init_model(OUT_DIR)``.
 """
 
@@ -12,6 +14,7 @@ from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from lisakit.apis import export_model, init_model  # noqa: E402
+from lisakit.apis.export import export_merged  # noqa: E402
 
 
 def main() -> int:
@@ -19,10 +22,18 @@ def main() -> int:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('out_dir')
+    parser.add_argument(
+        '--merge',
+        action='store_true',
+        help='fold LoRA into an unquantized base and save a full model',
+    )
     args = parser.parse_args()
     cfg = Config.fromfile(args.config)
-    model = init_model(cfg, args.checkpoint)
-    counts = export_model(model, cfg, args.out_dir)
+    if args.merge:
+        cfg.model.backbone.quantization = None  # merge into full-precision base weights
+        counts = export_merged(init_model(cfg, args.checkpoint), cfg, args.out_dir)
+    else:
+        counts = export_model(init_model(cfg, args.checkpoint), cfg, args.out_dir)
     print(
         f'exported {counts["adapter"]} adapter tensors and {counts["lisakit"]} other '
         f'tensors to {args.out_dir}'
