@@ -46,6 +46,22 @@ def test_export_round_trip_gives_identical_predictions(trained, tmp_path):
         assert not torch.equal(a, c)  # the trained weights matter
 
 
+def test_bf16_export_halves_the_files(trained, tmp_path):
+    work_dir, cfg = trained
+    ckpt = str(work_dir / 'epoch_1.pth')
+    sizes = {}
+    for dtype in ('float32', 'bfloat16'):
+        out = tmp_path / dtype
+        proc = run_tool('model_converters/export.py', QLORA, ckpt, str(out), '--dtype', dtype)
+        assert proc.returncode == 0, output(proc)
+        sizes[dtype] = (out / 'adapter' / 'adapter_model.safetensors').stat().st_size
+    assert sizes['bfloat16'] < 0.6 * sizes['float32']
+    from_ckpt = _logits(init_model(cfg, ckpt), cfg)
+    from_bf16 = _logits(init_model(str(tmp_path / 'bfloat16')), cfg)
+    for a, b in zip(from_ckpt, from_bf16):
+        torch.testing.assert_close(a, b, atol=0.1, rtol=0.05)
+
+
 def test_unsafe_load_flag_sets_the_opt_in(monkeypatch):
     import argparse
 

@@ -10,6 +10,7 @@ import argparse
 import os.path as osp
 import sys
 
+import torch
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -27,13 +28,22 @@ def main() -> int:
         action='store_true',
         help='fold LoRA into an unquantized base and save a full model',
     )
+    parser.add_argument(
+        '--dtype',
+        choices=['float32', 'bfloat16', 'float16'],
+        help='store the exported trainable weights in this dtype',
+    )
     args = parser.parse_args()
     cfg = Config.fromfile(args.config)
     if args.merge:
         cfg.model.backbone.quantization = None  # merge into full-precision base weights
-        counts = export_merged(init_model(cfg, args.checkpoint), cfg, args.out_dir)
-    else:
-        counts = export_model(init_model(cfg, args.checkpoint), cfg, args.out_dir)
+    model = init_model(cfg, args.checkpoint)
+    if args.dtype:
+        for param in model.parameters():
+            if param.requires_grad and param.is_floating_point():
+                param.data = param.data.to(getattr(torch, args.dtype))
+    export = export_merged if args.merge else export_model
+    counts = export(model, cfg, args.out_dir)
     print(
         f'exported {counts["adapter"]} adapter tensors and {counts["lisakit"]} other '
         f'tensors to {args.out_dir}'
