@@ -1,0 +1,20 @@
+"""Smoke tests of the analysis tools (they must keep running as the code changes)."""
+
+import re
+
+from tool_runner import DEMO, output, run_tool
+
+
+def test_shapes_baselines_stay_below_half():
+    proc = run_tool('analysis_tools/shapes_baselines.py', DEMO)
+    assert proc.returncode == 0, output(proc)
+    every = re.search(r'every shape\s+([\d.]+)\s+([\d.]+)', proc.stdout)
+    assert every and float(every.group(2)) <= 0.5  # the demo's text-free cIoU baseline
+    assert re.search(r'empty mask\s+0\.0000\s+0\.0000', proc.stdout)
+
+
+def test_pipeline_benchmark_reports_throughput():
+    proc = run_tool('analysis_tools/benchmark_pipeline.py', '--num-samples', '4', '--workers', '0')
+    assert proc.returncode == 0, output(proc)
+    rate = re.search(r'0 workers: ([\d.]+) samples/s', proc.stdout)
+    assert rate and float(rate.group(1)) > 0
