@@ -260,6 +260,16 @@ class LlavaBackbone(BaseModule):
             (list of (n_i, D)).
         """
         ids, mask, labels = self.expand_image_tokens(input_ids, attention_mask, labels)
+        return self.forward_expanded(ids, mask, pixel_values, labels)
+
+    def forward_expanded(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        labels: Optional[torch.Tensor] = None,
+    ) -> dict:
+        """:meth:`forward` on ids whose ``<image>`` is already expanded."""
         hf = self.hf_model
         pixel_values = pixel_values.to(hf.dtype)
         out = hf.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values)
@@ -271,4 +281,35 @@ class LlavaBackbone(BaseModule):
             input_ids=ids,
             labels=labels,
             seg_embeds=self.seg_hidden_states(hidden, ids),
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        **generation_kwargs,
+    ) -> torch.Tensor:
+        """Greedy-decode an answer with Hugging Face ``generate`` (KV cache on).
+
+        Args:
+            input_ids: (1, L) prompt ids ending with the assistant role, one ``<image>``.
+            attention_mask: (1, L).
+            pixel_values: (1, 3, S, S).
+            **generation_kwargs: Passed to ``generate`` (``max_new_tokens``, ...).
+
+        Returns:
+            (1, L' + n) expanded prompt ids followed by the generated ids.
+        """
+        ids, mask, _ = self.expand_image_tokens(input_ids, attention_mask)
+        kwargs = dict(
+            do_sample=False,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        kwargs.update(generation_kwargs)
+        hf = self.hf_model
+        return hf.generate(
+            input_ids=ids, attention_mask=mask, pixel_values=pixel_values.to(hf.dtype), **kwargs
         )

@@ -22,6 +22,9 @@ def _parameter_counts(module: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
+PREDICT_MODES = ('teacher_forced', 'generate')
+DEFAULT_GENERATION_CFG = dict(max_new_tokens=32)
+
 #: An example config for each required part, quoted in the error for a missing one.
 REQUIRED_PARTS = dict(
     backbone="dict(type='LlavaBackbone', tokenizer=..., pretrained='/path/to/llava')",
@@ -38,6 +41,13 @@ def _require_parts(**parts: Optional[dict]) -> None:
                 f'model.{name} is missing; LISA needs a {name} config such as '
                 f'{REQUIRED_PARTS[name]}.'
             )
+
+
+def _match_count(masks: torch.Tensor, n: int) -> torch.Tensor:
+    """(k, H, W) bool masks cut or padded with empty masks to (n, H, W)."""
+    if len(masks) >= n:
+        return masks[:n]
+    return torch.cat([masks, masks.new_zeros((n - len(masks), *masks.shape[1:]))])
 
 
 @MODELS.register_module()
@@ -59,6 +69,10 @@ class LISA(BaseModel):
         loss_ce: Config of the LM loss (weight 1.0 in LISA).
         loss_bce: Config of the mask BCE loss (weight 2.0 in LISA).
         loss_dice: Config of the Dice loss (weight 0.5 in LISA).
+        predict_mode: ``'teacher_forced'`` (LISA's validation: masks from the given
+            answer) or ``'generate'`` (greedy-decode the answer from the prompt; masks
+            from the generated ``<SEG>`` tokens).
+        generation_cfg: Keyword arguments of Hugging Face ``generate`` in generate mode.
         data_preprocessor: Config of the data preprocessor.
         init_cfg: mmengine init config.
     """
@@ -72,10 +86,18 @@ class LISA(BaseModel):
         loss_ce: dict = dict(type='LMCrossEntropyLoss', loss_weight=1.0),
         loss_bce: dict = dict(type='MaskBCELoss', loss_weight=2.0),
         loss_dice: dict = dict(type='DiceLoss', loss_weight=0.5),
+        predict_mode: str = 'teacher_forced',
+        generation_cfg: Optional[dict] = None,
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
         _require_parts(backbone=backbone, sam_encoder=sam_encoder, neck=neck, head=head)
+        if predict_mode not in PREDICT_MODES:
+            raise ValueError(
+                f'model.predict_mode={predict_mode!r}; expected one of {PREDICT_MODES}.'
+            )
+        self.predict_mode = predict_mode
+        self.generation_cfg = dict(DEFAULT_GENERATION_CFG, **(generation_cfg or {}))
         if data_preprocessor is None:
             data_preprocessor = dict(type='LISADataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -227,11 +249,14 @@ class LISA(BaseModel):
         return losses
 
     def predict(self, inputs: dict, data_samples: SampleList) -> SampleList:
-        """Teacher-forced prediction (LISA's validation): masks from the given answer.
+        """Predict masks in ``self.predict_mode``.
 
-        Fills ``pred_masks`` (n_i, H, W) bool on CPU and, where targets exist,
-        per-sample ``losses`` (floats) into each data sample.
+        Teacher-forced (LISA's validation): masks from the given answer; fills
+        ``pred_masks`` (n_i, H, W) bool on CPU and, where targets exist, per-sample
+        ``losses``. Generate: see :meth:`predict_generate`.
         """
+        if self.predict_mode == 'generate':
+            return self.predict_generate(inputs, data_samples)
         lm, masks = self._run(inputs, data_samples)
         ce = self.loss_ce(lm['logits'], lm['labels'], per_sample=True)  # (B,)
         for i, (m, ds) in enumerate(zip(masks, data_samples)):
@@ -245,6 +270,49 @@ class LISA(BaseModel):
                 )
                 ds.gt_masks = ds.gt_masks.cpu()
         return data_samples
+
+    @torch.no_grad()
+    def predict_generate(self, inputs: dict, data_samples: SampleList) -> SampleList:
+        """Generate each answer from its prompt and decode one mask per generated ``<SEG>``.
+
+        The prompt is the input up to the first supervised label (the answer is cut
+        off). Fills ``pred_text``, ``num_generated_seg`` and ``pred_masks``; with targets,
+        missing masks count as empty predictions and extra ones are dropped, so the
+        metric compares one prediction per target.
+        """
+        image_embeddings = self.sam_encoder(inputs['sam_images'])  # (B, C, h, w)
+        for i, ds in enumerate(data_samples):
+            labels = inputs['labels'][i]
+            start = (
+                int(torch.nonzero(labels != self.loss_ce.ignore_index)[0])
+                if bool((labels != self.loss_ce.ignore_index).any())
+                else len(labels)
+            )
+            prompt = inputs['input_ids'][i : i + 1, :start]  # (1, L)
+            pixels = inputs['clip_images'][i : i + 1]
+            seq = self.backbone.generate(
+                prompt, torch.ones_like(prompt), pixels, **self.generation_cfg
+            )  # (1, L' + n)
+            lm = self.backbone.forward_expanded(seq, torch.ones_like(seq), pixels)
+            prompts = self.neck(lm['seg_embeds'][0])  # (n, C)
+            low_res = self.head(image_embeddings[i : i + 1], [prompts])[0]
+            masks = (
+                self.head.postprocess(low_res, ds.metainfo['sam_resize'], ds.metainfo['ori_shape'])
+                > MASK_LOGIT_THRESHOLD
+            )
+            ds.pred_text = self.backbone.tokenizer.decode(
+                seq[0, self._expanded_length(prompt) :], skip_special_tokens=True
+            )
+            ds.num_generated_seg = len(masks)
+            if 'gt_masks' in ds:
+                masks = _match_count(masks, len(ds.gt_masks))
+                ds.gt_masks = ds.gt_masks.cpu()
+            ds.pred_masks = masks.cpu()
+        return data_samples
+
+    def _expanded_length(self, prompt: torch.Tensor) -> int:
+        """Length of ``prompt`` (1, L) after ``<image>`` expansion."""
+        return prompt.shape[1] - 1 + self.backbone.num_image_tokens
 
     def _forward(self, inputs: dict, data_samples: SampleList) -> list[torch.Tensor]:
         """Mask logits per sample, (n_i, H_i, W_i)."""

@@ -1,0 +1,70 @@
+"""Generation-based prediction: masks from the <SEG> tokens the model writes."""
+
+import copy
+
+import pytest
+import torch
+from mmengine.dataset import pseudo_collate
+
+from lisakit.registry import DATASETS, MODELS
+
+
+@pytest.fixture(scope='module')
+def model_and_data(tiny_cfg, small_dataset_cfg):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_cfg.model).eval()
+    dataset = DATASETS.build(small_dataset_cfg('val', 3))  # answer '<SEG>.', teacher-forced
+    batch = pseudo_collate([dataset[i] for i in range(3)])
+    return model, batch
+
+
+def _run(model, batch, mode, **generation_cfg):
+    model.predict_mode = mode
+    model.generation_cfg = dict(max_new_tokens=4, **generation_cfg)
+    data = model.data_preprocessor(copy.deepcopy(batch), False)
+    with torch.no_grad():
+        return model(**data, mode='predict')
+
+
+def test_forced_seg_answer_reproduces_teacher_forcing(model_and_data):
+    model, batch = model_and_data
+    tok = model.backbone.tokenizer
+    answer = tok('<SEG> .', add_special_tokens=False)['input_ids'] + [tok.eos_token_id]
+    prompt_len = {}
+
+    def force_answer(batch_id, ids):  # constrained decoding: the answer '<SEG>.'
+        start = prompt_len.setdefault(batch_id, len(ids))
+        return [answer[min(len(ids) - start, len(answer) - 1)]]
+
+    teacher = _run(model, batch, 'teacher_forced')
+    for i in range(len(teacher)):
+        prompt_len.clear()
+        generated = _run(
+            model,
+            pseudo_collate([batch_item(batch, i)]),
+            'generate',
+            prefix_allowed_tokens_fn=force_answer,
+        )[0]
+        assert generated.num_generated_seg == 1
+        assert generated.pred_text.replace(' ', '') == '<SEG>.'
+        assert torch.equal(generated.pred_masks, teacher[i].pred_masks)
+
+
+def test_free_generation_matches_target_count(model_and_data):
+    model, batch = model_and_data
+    for sample in _run(model, batch, 'generate'):
+        assert sample.pred_masks.shape == sample.gt_masks.shape  # padded or cut to targets
+        assert sample.pred_masks.dtype == torch.bool
+        assert isinstance(sample.pred_text, str)
+
+
+def test_unknown_predict_mode(tiny_model_cfg):
+    tiny_model_cfg['predict_mode'] = 'beam'
+    with pytest.raises(ValueError, match='predict_mode'):
+        MODELS.build(tiny_model_cfg)
+
+
+def batch_item(batch, i):
+    """The i-th packed sample of a pseudo-collated batch."""
+    inputs = {k: v[i] for k, v in batch['inputs'].items()}
+    return dict(inputs=inputs, data_samples=batch['data_samples'][i])
