@@ -13,7 +13,6 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
 from torch import nn
 
-from lisakit.datasets.templates import VAL_ANSWER
 from lisakit.engine.hooks.lean_checkpoint_hook import check_lean_keys
 from lisakit.registry import MODELS
 from lisakit.structures import ReasonSegDataSample
@@ -81,28 +80,39 @@ def init_model_from_export(export_dir: str, device: str = 'cpu') -> nn.Module:
     return model.to(device).eval()
 
 
+#: Pipeline steps that read annotations; inference has none.
+ANNOTATION_STEPS = ('LoadReasonSegAnnotation',)
+
+
 def inference_model(
-    model: nn.Module, image: Union[str, np.ndarray], question: str, answer: str = VAL_ANSWER
+    model: nn.Module, image: Union[str, np.ndarray], question: str, answer: Optional[str] = None
 ) -> ReasonSegDataSample:
-    """Segment ``image`` for ``question`` with LISA's teacher-forced answer.
+    """Segment ``image`` for ``question``.
 
     Args:
         model: A model from :func:`init_model`.
         image: Image path or an RGB uint8 (H, W, 3) array.
         question: The query; ``<image>\\n`` is prepended when missing.
-        answer: The assistant answer, one ``<SEG>`` per wanted mask.
+        answer: ``None`` to let the model write its answer (greedy decoding, one mask per
+            generated ``<SEG>``), or a given answer with one ``<SEG>`` per wanted mask
+            (teacher-forced, e.g. LISA's ``'<SEG>.'``).
 
     Returns:
-        A data sample with ``pred_masks`` (n, H, W) bool.
+        A data sample with ``pred_masks`` (n, H, W) bool at the image's size and, when
+        generating, ``pred_text``.
     """
     if '<image>' not in question:
         question = '<image>\n' + question
-    pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
-    results = dict(question=question, answer=answer, sample_idx=0)
+    steps = [
+        t for t in model.cfg.test_dataloader.dataset.pipeline if t['type'] not in ANNOTATION_STEPS
+    ]
+    results = dict(question=question, answer=answer or '', sample_idx=0)
     if isinstance(image, str):
         results['img_path'] = image
     else:
         results.update(img=np.ascontiguousarray(image), img_path=None)
-    data = model.data_preprocessor(pseudo_collate([pipeline(results)]), False)
+    data = model.data_preprocessor(pseudo_collate([Compose(steps)(results)]), False)
     with torch.no_grad():
+        if answer is None:
+            return model.predict_generate(data['inputs'], data['data_samples'])[0]
         return model(**data, mode='predict')[0]

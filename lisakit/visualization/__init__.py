@@ -1,5 +1,5 @@
 """Visualizers."""
 
-from .local_visualizer import ReasonSegLocalVisualizer
+from .local_visualizer import ReasonSegLocalVisualizer, overlay_masks
 
-__all__ = ['ReasonSegLocalVisualizer']
+__all__ = ['ReasonSegLocalVisualizer', 'overlay_masks']

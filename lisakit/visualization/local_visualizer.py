@@ -18,7 +18,17 @@ PRED_COLOR = (230, 30, 30)
 #: Small images are upscaled to at least this side so the text stays readable.
 MIN_DRAW_SIDE = 384
 #: Characters per title line at the minimum drawing side.
-TEXT_WRAP = 48
+TEXT_WRAP = 40
+
+
+def overlay_masks(
+    image: np.ndarray, masks: np.ndarray, color=PRED_COLOR, alpha: float = 0.5
+) -> np.ndarray:
+    """Blend (n, H, W) boolean masks over an (H, W, 3) uint8 image at its own size."""
+    out = image.astype(np.float32)
+    for mask in np.asarray(masks).astype(bool):
+        out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color, np.float32)
+    return out.round().astype(np.uint8)
 
 
 @VISUALIZERS.register_module()
@@ -84,15 +94,18 @@ class ReasonSegLocalVisualizer(Visualizer):
             return m.repeat(scale, axis=-2).repeat(scale, axis=-1)
 
         question = str(data_sample.metainfo.get('question', '')).replace(IMAGE_TOKEN, '')
-        query = '\n'.join(textwrap.wrap(question.strip(), TEXT_WRAP))
+
+        def title(prefix: str) -> str:
+            return '\n'.join(textwrap.wrap(prefix + question.strip(), TEXT_WRAP))
+
         panels = []
         if draw_gt and 'gt_masks' in data_sample:
             panels.append(
-                self._panel(big, up(data_sample.gt_masks), GT_COLOR, 'GT: ' + query, alpha)
+                self._panel(big, up(data_sample.gt_masks), GT_COLOR, title('GT: '), alpha)
             )
         if draw_pred and 'pred_masks' in data_sample:
             panels.append(
-                self._panel(big, up(data_sample.pred_masks), PRED_COLOR, 'Pred: ' + query, alpha)
+                self._panel(big, up(data_sample.pred_masks), PRED_COLOR, title('Pred: '), alpha)
             )
         drawn = np.concatenate(panels, axis=1) if panels else big
         if show:

@@ -1,0 +1,51 @@
+"""Ask a question about an image: ``python tools/infer.py CONFIG CHECKPOINT IMAGE "QUESTION"``.
+
+Prints the answer the model writes, and saves one mask PNG per ``<SEG>`` (0 / 255) and an
+overlay PNG (masks in red over the image) at the image's size under ``--out``.
+"""
+
+import argparse
+import os
+import os.path as osp
+import sys
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from lisakit.apis import inference_model, init_model  # noqa: E402
+from lisakit.datasets.transforms import LoadImageFromFile  # noqa: E402
+from lisakit.visualization import overlay_masks  # noqa: E402
+
+MASK_VALUE = 255
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description='Segment an image from a question')
+    parser.add_argument('config', help='config file, or an export folder (checkpoint: "-")')
+    parser.add_argument('checkpoint', help='checkpoint file, or "-" for none')
+    parser.add_argument('image')
+    parser.add_argument('question')
+    parser.add_argument('--out', default='infer_out', help='folder for the PNGs')
+    parser.add_argument('--answer', help='teacher-force this answer instead of generating')
+    parser.add_argument('--device', default='cpu')
+    args = parser.parse_args()
+    checkpoint = None if args.checkpoint == '-' else args.checkpoint
+    model = init_model(args.config, checkpoint, args.device)
+    sample = inference_model(model, args.image, args.question, answer=args.answer)
+    image = LoadImageFromFile()(dict(img_path=args.image))['img']
+    masks = sample.pred_masks.numpy()
+    print(sample.get('pred_text', args.answer))
+    os.makedirs(args.out, exist_ok=True)
+    stem = osp.splitext(osp.basename(args.image))[0]
+    for k, mask in enumerate(masks):
+        Image.fromarray(mask.astype(np.uint8) * MASK_VALUE).save(
+            osp.join(args.out, f'{stem}_mask_{k}.png')
+        )
+    Image.fromarray(overlay_masks(image, masks)).save(osp.join(args.out, f'{stem}_overlay.png'))
+    print(f'{len(masks)} mask(s) written to {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
