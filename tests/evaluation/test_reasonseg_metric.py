@@ -165,3 +165,23 @@ def test_mmengine_evaluator_with_data_samples():
     assert out['shape/gIoU'] == pytest.approx(SHAPE_GIOU, rel=1e-9)
     assert out['color/gIoU'] == pytest.approx(IOU_C / (1 + 1e-5), rel=1e-9)
     assert out['color/cIoU'] == 0.0
+
+
+def test_generated_answers_without_seg_are_counted():
+    import torch
+
+    from lisakit.evaluation import ReasonSegMetric
+
+    metric = ReasonSegMetric()
+    gt = torch.ones(1, 2, 2, dtype=torch.uint8)
+    empty = torch.zeros(1, 2, 2, dtype=torch.bool)
+    metric.process(
+        {},
+        [
+            dict(pred_masks=empty, gt_masks=gt, num_generated_seg=0),
+            dict(pred_masks=gt.bool(), gt_masks=gt, num_generated_seg=1),
+        ],
+    )
+    out = metric.compute_metrics(metric.results)
+    assert out['no_seg_answers'] == 1.0
+    assert out['gIoU'] == pytest.approx((4 / (4 + 1e-5)) / (2 + 1e-5), rel=1e-9)

@@ -17,7 +17,8 @@ from lisakit.utils.constants import IGNORE_INDEX
 class ReasonSegMetric(BaseMetric):
     """gIoU (mean per-mask IoU) and cIoU (cumulative I / U) over a split.
 
-    Keys are ``gIoU`` and ``cIoU`` (fractions; the paper reports x100). With
+    Keys are ``gIoU`` and ``cIoU`` (fractions; the paper reports x100). In generate mode
+    ``no_seg_answers`` counts answers without any ``<SEG>`` (scored as empty masks). With
     ``group_by`` set to a metainfo key (e.g. ``'query_type'`` or
     ``'is_sentence'``) the metric also reports ``{group}/gIoU`` and ``{group}/cIoU``.
 
@@ -53,12 +54,18 @@ class ReasonSegMetric(BaseMetric):
             inter, union = intersection_union(pred.cpu(), gt.cpu(), self.ignore_index)
             group = sample.get(self.group_by) if self.group_by else None
             # one entry per sample: mmengine truncates and gathers results per dataset item
-            self.results.append([(int(i), int(u), group) for i, u in zip(inter, union)])
+            masks = [(int(i), int(u), group) for i, u in zip(inter, union)]
+            self.results.append(
+                dict(masks=masks, num_generated_seg=sample.get('num_generated_seg'))
+            )
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         """Overall and per-group gIoU / cIoU."""
-        results = [mask for sample in results for mask in sample]
+        generated = [r['num_generated_seg'] for r in results if r['num_generated_seg'] is not None]
+        results = [mask for sample in results for mask in sample['masks']]
         metrics = summarize_iou([r[0] for r in results], [r[1] for r in results])
+        if generated:  # generate mode: answers without <SEG> scored as empty masks
+            metrics['no_seg_answers'] = float(sum(n == 0 for n in generated))
         if self.group_by:
             groups = defaultdict(list)
             for r in results:
