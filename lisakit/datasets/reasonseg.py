@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
 
 from lisakit.registry import DATASETS, TRANSFORMS
 from lisakit.utils.constants import IGNORE_INDEX
@@ -22,6 +24,7 @@ from lisakit.utils.constants import IGNORE_INDEX
 from .templates import ANSWER_LIST, LONG_QUESTION_LIST, SHORT_QUESTION_LIST, VAL_ANSWER
 
 QUERY_TYPES = ('all', 'short', 'long')
+ON_ERROR = ('raise', 'skip')
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 #: LISA's validation prompts (note the space after the newline, as in LISA).
 VAL_LONG_PROMPT = '<image>\n {text} Please output segmentation mask.'
@@ -114,6 +117,9 @@ class ReasonSegDataset(BaseDataset):
         answers: Training answer templates (one ``<SEG>`` each).
         short_questions / long_questions: Training question templates.
         seed: Seed for the per-sample template choice.
+        on_error: ``'raise'`` stops at the first unreadable annotation with a message
+            naming the file; ``'skip'`` leaves it out, counts it in ``skipped`` and logs
+            a warning.
         **kwargs: ``pipeline``, ``indices``, ``test_mode``, ... of ``BaseDataset``.
     """
 
@@ -128,11 +134,17 @@ class ReasonSegDataset(BaseDataset):
         short_questions: Sequence[str] = tuple(SHORT_QUESTION_LIST),
         long_questions: Sequence[str] = tuple(LONG_QUESTION_LIST),
         seed: int = 0,
+        on_error: str = 'raise',
         **kwargs,
     ) -> None:
         if query_type not in QUERY_TYPES:
             raise ValueError(f'query_type={query_type!r}; expected one of {QUERY_TYPES}.')
+        if on_error not in ON_ERROR:
+            raise ValueError(f'on_error={on_error!r}; expected one of {ON_ERROR}.')
         self.split, self.query_type, self.seed = split, query_type, seed
+        self.on_error = on_error
+        #: (annotation path, reason) of every annotation skipped with on_error='skip'.
+        self.skipped: list[tuple[str, str]] = []
         self.answers, self.short_questions = list(answers), list(short_questions)
         self.long_questions = list(long_questions)
         super().__init__(data_root=data_root, ann_file='', **kwargs)
@@ -165,7 +177,13 @@ class ReasonSegDataset(BaseDataset):
         data_list = []
         for img_path in self._images():
             json_path = os.path.splitext(img_path)[0] + '.json'
-            data = read_reasonseg_json(json_path)
+            try:
+                data = read_reasonseg_json(json_path)
+            except (FileNotFoundError, ValueError) as err:
+                if self.on_error == 'raise':
+                    raise
+                self.skipped.append((json_path, str(err)))
+                continue
             is_sentence = bool(data.get('is_sentence', False))
             if self.query_type != 'all' and is_sentence != (self.query_type == 'long'):
                 continue
@@ -184,4 +202,11 @@ class ReasonSegDataset(BaseDataset):
                         answer=VAL_ANSWER if rng is None else str(rng.choice(self.answers)),
                     )
                 )
+        if self.skipped:
+            print_log(
+                f'ReasonSegDataset skipped {len(self.skipped)} bad annotation(s) in '
+                f'{self.split}, e.g. {self.skipped[0][1]}',
+                logger='current',
+                level=logging.WARNING,
+            )
         return data_list

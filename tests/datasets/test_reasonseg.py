@@ -125,3 +125,47 @@ def test_test_tool_on_a_reasonseg_folder(reasonseg_root, tmp_path, tiny_cfg):
     assert proc.returncode == 0, output(proc)
     metrics = json.loads(out.read_text())
     assert {'gIoU', 'cIoU', 'short/gIoU', 'short/cIoU', 'long/gIoU', 'long/cIoU'} <= set(metrics)
+
+
+def _add_bad_samples(root):
+    val = root / 'val'
+    write_sample(val, 'broken', [dict(label='target', points=rect(1, 1, 3, 3))], ['x'], False)
+    (val / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 not really a jpeg')  # corrupt image
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(val / 'nojson.jpg')  # no annotation
+    write_sample(val, 'badjson', [], ['x'], False)
+    (val / 'badjson.json').write_text('{"text": ["x"], "shapes": [')  # JSON syntax error
+
+
+def test_skip_mode_counts_and_logs_bad_annotations(reasonseg_root):
+    _add_bad_samples(reasonseg_root)
+    with pytest.raises(ValueError, match='badjson.json: invalid JSON'):
+        ReasonSegDataset(str(reasonseg_root), split='val', test_mode=True)
+    ds = ReasonSegDataset(str(reasonseg_root), split='val', test_mode=True, on_error='skip')
+    assert len(ds) == 3  # img_1, img_2 and broken (its image fails later, in the pipeline)
+    assert sorted(p.rsplit('/', 1)[1] for p, _ in ds.skipped) == ['badjson.json', 'nojson.json']
+
+
+def test_check_dataset_tool_lists_every_bad_sample(reasonseg_root, tmp_path):
+    _add_bad_samples(reasonseg_root)
+    config = tmp_path / 'check.py'
+    config.write_text(
+        f"_base_ = ['{DEMO}']\n"
+        "val_dataloader = dict(dataset=dict(_delete_=True, type='ReasonSegDataset',\n"
+        f"    data_root='{reasonseg_root}', split='val', test_mode=True, pipeline=[\n"
+        "    dict(type='LoadImageFromFile'), dict(type='LoadReasonSegAnnotation')]))\n"
+    )
+    proc = run_tool('misc/check_dataset.py', str(config), '--split', 'val')
+    assert proc.returncode == 1, output(proc)
+    assert '3 samples checked, 3 bad' in proc.stdout
+    assert 'badjson.json' in proc.stdout and 'invalid JSON' in proc.stdout
+    assert 'nojson.json' in proc.stdout and 'not found' in proc.stdout
+    assert 'broken.jpg' in proc.stdout and 'cannot be decoded' in proc.stdout
+    good = run_tool(
+        'misc/check_dataset.py',
+        DEMO,
+        '--split',
+        'val',
+        '--cfg-options',
+        'val_dataloader.dataset.num_samples=4',
+    )
+    assert good.returncode == 0 and '4 samples checked, 0 bad' in good.stdout, output(good)
