@@ -1,5 +1,6 @@
 """tools/analysis_tools/memory_report.py: meta estimates agree with a real 4-bit build."""
 
+import json
 import os.path as osp
 import subprocess
 import sys
@@ -53,3 +54,55 @@ def test_7b_recipe_report_on_meta():
     assert int(rows['backbone'][1].replace(',', '')) > 7_000_000_000
     assert int(rows['backbone'][2].replace(',', '')) == 8_396_800  # LoRA + 2 <SEG> rows
     assert float(rows['backbone'][3]) < 4500  # MiB: 4-bit LLM, bf16 CLIP / embeddings
+
+
+RECIPE_REASONSEG = osp.join(
+    REPO, 'configs', 'lisa', 'lisa_llava-1.5-7b-qlora_sam-vit-h_8xb2-accum10_reasonseg.py'
+)
+TINY_MODEL = osp.join(REPO, 'configs', '_base_', 'models', 'lisa_tiny.py')
+
+
+def test_random_llava_folder_trains_and_infers(tmp_path):
+    """The GPU path on CPU: a random LLaVA folder loaded through `pretrained=` (4-bit while
+    loading), generated ReasonSeg data filling max_length, train steps + both predict modes."""
+    config = tmp_path / 'recipe_tiny_sam.py'
+    tiny = Config.fromfile(TINY_MODEL).model
+    config.write_text(
+        f'_base_ = [{RECIPE_REASONSEG!r}]\n'
+        f'model = dict(sam_encoder=dict(_delete_=True, **{tiny.sam_encoder.to_dict()!r}),\n'
+        f'             head=dict(_delete_=True, **{tiny.head.to_dict()!r}),\n'
+        f'             neck=dict(out_channels={tiny.neck.out_channels}))\n'
+        'pipeline = [\n'
+        "    dict(type='LoadImageFromFile'), dict(type='LoadReasonSegAnnotation'),\n"
+        "    dict(type='SAMPreprocess', img_size=64), dict(type='CLIPPreprocess', size=56),\n"
+        "    dict(type='TokenizeConversation', tokenizer='unused', template='llava_v1',\n"
+        '         max_length=96),\n'
+        "    dict(type='PackLISAInputs'),\n"
+        ']\n'
+        'train_dataloader = dict(dataset=dict(pipeline=pipeline))\n'
+    )
+    out = tmp_path / 'numbers.json'
+    cmd = [
+        sys.executable,
+        osp.join(REPO, 'tools', 'analysis_tools', 'memory_report.py'),
+        str(config),
+        '--random-llava',
+        'llava-tiny',
+        '--random-dir',
+        str(tmp_path / 'llava'),
+        '--steps',
+        '1',
+        '--infer',
+        '1',
+        '--out',
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert osp.isfile(tmp_path / 'llava' / 'config.json')
+    numbers = json.loads(out.read_text())
+    assert numbers['train']['text_tokens'] == 96  # the generated query fills max_length
+    assert numbers['train']['step_s'] > 0 and numbers['train']['peak_gib'] > 0
+    assert numbers['inference']['generate_s'] > 0
+    assert numbers['inference']['max_new_tokens'] == 32
+    assert 'backbone' in proc.stdout and 'lean checkpoint' in proc.stdout

@@ -7,25 +7,21 @@ PyTorch DataLoader with each number of workers.
 """
 
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 import tempfile
 import time
 
-import numpy as np
-from PIL import Image
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
+from lisakit.datasets.synthetic import DEFAULT_IMAGE_SIZE, write_reasonseg_folder  # noqa: E402
 from lisakit.registry import DATASETS  # noqa: E402
 
-IMAGE_SIZE = (768, 1024)  # (H, W): the longest side is SAM's 1024
-JPEG_QUALITY = 90
+IMAGE_SIZE = DEFAULT_IMAGE_SIZE  # (H, W): the longest side is SAM's 1024
 PIPELINE = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadReasonSegAnnotation'),
@@ -39,27 +35,6 @@ PIPELINE = [
     ),
     dict(type='PackLISAInputs'),
 ]
-
-
-def write_reasonseg(root: str, num: int, seed: int = 0) -> None:
-    """``num`` noisy 1024 x 768 JPEGs with a random polygon target each."""
-    rng = np.random.default_rng(seed)
-    folder = osp.join(root, 'val')
-    os.makedirs(folder, exist_ok=True)
-    height, width = IMAGE_SIZE
-    for i in range(num):
-        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(osp.join(folder, f'img_{i}.jpg'), quality=JPEG_QUALITY)
-        center = rng.uniform(200, 600, 2)
-        angles = np.sort(rng.uniform(0, 2 * np.pi, 8))
-        points = (center + 150 * np.stack([np.cos(angles), np.sin(angles)], 1)).tolist()
-        ann = dict(
-            text=['the object that keeps food cold'],
-            is_sentence=False,
-            shapes=[dict(label='target', points=points)],
-        )
-        with open(osp.join(folder, f'img_{i}.json'), 'w') as f:
-            json.dump(ann, f)
 
 
 def throughput(dataset, workers: int, batch_size: int) -> float:
@@ -80,7 +55,7 @@ def main() -> int:
     args = parser.parse_args()
     init_default_scope('lisakit')
     with tempfile.TemporaryDirectory() as root:
-        write_reasonseg(root, args.num_samples)
+        write_reasonseg_folder(root, 'val', args.num_samples, IMAGE_SIZE)
         dataset = DATASETS.build(
             dict(
                 type='ReasonSegDataset',

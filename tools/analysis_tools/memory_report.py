@@ -12,13 +12,28 @@ memory) and estimates the 4-bit storage analytically::
 A tiny config builds for real, quantizes with bitsandbytes and runs ``--steps`` steps::
 
     python tools/analysis_tools/memory_report.py configs/lisa/lisa_tiny-qlora_shapes.py --steps 3
+
+Real sizes for real (a GPU for 7B/13B): without ``--meta``, ``--random-llava`` writes a random
+LLaVA of that size to a local folder (``--random-dir``; built on the GPU when there is one),
+loads it through the config's normal path (``pretrained=`` + 4-bit quantization while
+loading), and runs ``--steps`` training steps and ``--infer`` inference samples on generated
+ReasonSeg-format data whose queries fill the text to the pipeline's ``max_length``::
+
+    python tools/analysis_tools/memory_report.py \
+        configs/lisa/lisa_llava-1.5-7b-qlora_sam-vit-h_8xb2-accum10_reasonseg.py \
+        --random-llava llava-1.5-7b --random-dir /tmp/llava7b --steps 5 --infer 3 --amp
 """
 
 import argparse
+import contextlib
 import copy
+import json
 import os.path as osp
+import statistics
 import sys
+import tempfile
 import time
+from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -33,7 +48,8 @@ MIB = 1024**2
 #: without double quantization, 8-bit + an fp32 per 256 blocks with it.
 NF4_BITS = {False: 4 + 32 / 64, True: 4 + 8 / 64 + 32 / (64 * 256)}
 INT8_BITS = 8
-#: Real sizes of LLaVA-1.5 (llava-hf), for ``--random-llava``.
+#: Real sizes of LLaVA-1.5 (llava-hf), for ``--random-llava``; ``llava-tiny`` is a CPU smoke
+#: test of the same path.
 CLIP_L_336 = dict(
     model_type='clip_vision_model',
     hidden_size=1024,
@@ -44,12 +60,32 @@ CLIP_L_336 = dict(
     patch_size=14,
     projection_dim=768,
 )
+CLIP_TINY = dict(
+    model_type='clip_vision_model',
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=56,
+    patch_size=14,
+    projection_dim=64,
+)
 LLAVA_PRESETS = {
-    'llava-1.5-7b': dict(
-        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32
+    'llava-1.5-7b': (
+        CLIP_L_336,
+        dict(
+            hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32
+        ),
     ),
-    'llava-1.5-13b': dict(
-        hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40
+    'llava-1.5-13b': (
+        CLIP_L_336,
+        dict(
+            hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40
+        ),
+    ),
+    'llava-tiny': (
+        CLIP_TINY,
+        dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4),
     ),
 }
 LLAMA_VOCAB = 32000
@@ -71,28 +107,76 @@ def parse_args() -> argparse.Namespace:
         help='build on the meta device (sizes only, no memory, no steps)',
     )
     parser.add_argument('--steps', type=int, default=0, help='training steps to measure')
+    parser.add_argument('--infer', type=int, default=0, help='images to time inference on')
+    parser.add_argument(
+        '--random-dir',
+        help='folder for the random LLaVA of --random-llava (written once, then reused); '
+        'without it the random model is built in memory',
+    )
+    parser.add_argument(
+        '--synthetic-data',
+        action='store_true',
+        help='measure on generated ReasonSeg-format data (default with --random-llava)',
+    )
+    parser.add_argument('--amp', action='store_true', help='bf16 autocast on CUDA')
+    parser.add_argument('--out', help='write the numbers to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
 
-def model_config(cfg: Config, preset: str, meta: bool) -> tuple[dict, dict]:
+def llava_config(preset: str) -> dict:
+    """``LlavaConfig`` keyword arguments of a preset (LLaMA vocabulary, MHA)."""
+    vision, text = LLAVA_PRESETS[preset]
+    text = dict(model_type='llama', max_position_embeddings=4096, **text)
+    text['num_key_value_heads'] = text['num_attention_heads']
+    return dict(
+        vision_config=vision,
+        text_config=text,
+        vision_feature_layer=-2,
+        vision_feature_select_strategy='default',
+    )
+
+
+def word_tokenizer() -> dict:
+    """An offline tokenizer config with a LLaMA-sized vocabulary."""
+    return dict(type='WordTokenizer', extra_words=[f'w{i}' for i in range(LLAMA_VOCAB)])
+
+
+def write_random_llava(preset: str, folder: str, dtype: str = 'bfloat16') -> str:
+    """Save a randomly initialised LLaVA of ``preset`` size to ``folder`` (HF format).
+
+    Built on the GPU when there is one (seconds instead of minutes for 7B); reused when
+    ``folder`` already holds a model.
+    """
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    if osp.isfile(osp.join(folder, 'config.json')):
+        return folder
+    cfg = llava_config(preset)
+    text = dict(cfg.pop('text_config'), vocab_size=LLAMA_VOCAB)
+    config = LlavaConfig(text_config=text, **cfg)
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    tic = time.perf_counter()
+    with torch.device(device):
+        model = LlavaForConditionalGeneration._from_config(config, dtype=getattr(torch, dtype))
+    model.save_pretrained(folder)
+    print(f'random {preset} written to {folder} in {time.perf_counter() - tic:.1f} s')
+    del model
+    return folder
+
+
+def model_config(
+    cfg: Config, preset: str, meta: bool, random_dir: Optional[str] = None
+) -> tuple[dict, dict]:
     """The model config to build and the quantization to estimate (meta builds skip it)."""
     model = copy.deepcopy(cfg.model.to_dict())
     backbone = model['backbone']
     if preset:
-        text = dict(model_type='llama', max_position_embeddings=4096, **LLAVA_PRESETS[preset])
-        text['num_key_value_heads'] = text['num_attention_heads']
-        backbone.update(
-            pretrained=None,
-            llava_config=dict(
-                vision_config=CLIP_L_336,
-                text_config=text,
-                vision_feature_layer=-2,
-                vision_feature_select_strategy='default',
-            ),
-        )
-        words = [f'w{i}' for i in range(LLAMA_VOCAB)]  # a LLaMA-sized offline vocabulary
-        backbone['tokenizer'] = dict(type='WordTokenizer', extra_words=words)
+        if meta or random_dir is None:
+            backbone.update(pretrained=None, llava_config=llava_config(preset))
+        else:
+            backbone.update(pretrained=write_random_llava(preset, random_dir), llava_config=None)
+        backbone['tokenizer'] = word_tokenizer()
         for part in ('sam_encoder', 'head'):
             model[part]['checkpoint'] = None
     quantization = backbone.get('quantization') or {}
@@ -151,30 +235,138 @@ def report(model: torch.nn.Module, quantization: dict, meta: bool) -> float:
     return lean
 
 
-def measure_steps(cfg: Config, model: torch.nn.Module, steps: int) -> None:
-    """Run ``steps`` training steps on the config's data; print time and peak memory."""
+def synthetic_dataset(cfg: Config, model_cfg: dict, root: str, num: int) -> dict:
+    """The config's train dataset on ``num`` generated ReasonSeg-format samples.
+
+    The pipeline's tokenizer and CLIP size follow the (random) backbone; every query has
+    as many words as the text may hold, so the tokenized text reaches ``max_length``.
+    """
+    from lisakit.datasets.synthetic import write_reasonseg_folder
+
+    dataset = copy.deepcopy(cfg.train_dataloader.dataset.to_dict())
+    backbone = model_cfg['backbone']
+    vision = (backbone.get('llava_config') or {}).get('vision_config')
+    if vision is None:
+        from transformers import AutoConfig
+
+        vision = AutoConfig.from_pretrained(backbone['pretrained']).vision_config.to_dict()
+    max_length = 0
+    for step in dataset['pipeline']:
+        if step['type'] == 'TokenizeConversation':
+            step['tokenizer'] = backbone['tokenizer']
+            max_length = step.get('max_length', max_length)
+        elif step['type'] == 'CLIPPreprocess':
+            step['size'] = vision['image_size']
+    query = ' '.join(f'w{i}' for i in range(max(max_length, 1)))
+    write_reasonseg_folder(root, 'train', num, query=query)
+    dataset.update(type='ReasonSegDataset', data_root=root, split='train')
+    return dataset
+
+
+def load_batches(dataset_cfg: dict, batch_size: int, count: int) -> list:
+    """``count`` batches of ``batch_size`` samples of the dataset (cycled)."""
     from mmengine.dataset import pseudo_collate
 
     from lisakit.registry import DATASETS
 
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model.to(device).train()
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    batch = [dataset[i] for i in range(cfg.train_dataloader.batch_size)]
+    dataset = DATASETS.build(dataset_cfg)
+    items = [dataset[i % len(dataset)] for i in range(batch_size * count)]
+    return [pseudo_collate(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
+
+
+def _autocast(device: str, amp: bool):
+    """bf16 autocast on CUDA when asked (the recipe's AmpOptimWrapper), else a no-op."""
+    import contextlib
+
+    if amp and device == 'cuda':
+        return torch.autocast('cuda', dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _sync(device: str) -> None:
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def measure_steps(model: torch.nn.Module, batches: list, device: str, amp: bool) -> dict:
+    """Train on ``batches`` (the first is a warm-up); time per step and peak memory."""
+    model.train()
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
-    tic = time.perf_counter()
-    for _ in range(steps):
-        data = model.data_preprocessor(pseudo_collate(batch), True)
-        losses = model(**data, mode='loss')
+    times, lengths = [], []
+    for batch in batches:
+        _sync(device)
+        tic = time.perf_counter()
+        data = model.data_preprocessor(batch, True)
+        lengths.append(int(data['inputs']['input_ids'].shape[1]))
+        with _autocast(device, amp):
+            losses = model(**data, mode='loss')
         loss = sum(v for k, v in losses.items() if k.startswith('loss_'))
         optim.zero_grad()
         loss.backward()
         optim.step()
-    step_s = (time.perf_counter() - tic) / steps
+        _sync(device)
+        times.append(time.perf_counter() - tic)
     peak, source = peak_memory_gb()
-    print(f'{steps} steps, batch {len(batch)}: {step_s:.3f} s/step, peak {peak:.3f} GiB ({source})')
+    step_s = statistics.median(times[1:] or times)
+    print(
+        f'train: {len(times)} steps (first = warm-up), batch {len(batches[0]["data_samples"])}, '
+        f'text length {max(lengths)} tokens + image tokens: median {step_s:.3f} s/step, '
+        f'peak {peak:.2f} GiB ({source}), last loss {loss.item():.3f}'
+    )
+    return dict(step_s=step_s, peak_gib=peak, peak_source=source, text_tokens=max(lengths))
+
+
+@torch.no_grad()
+def measure_inference(model: torch.nn.Module, batches: list, device: str, amp: bool) -> dict:
+    """Latency per image (batch 1) in both predict modes; peak memory of inference."""
+    model.eval()
+    result = {}
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    for mode in ('teacher_forced', 'generate'):
+        model.predict_mode = mode
+        times = []
+        for batch in batches:
+            _sync(device)
+            tic = time.perf_counter()
+            data = model.data_preprocessor(batch, False)
+            with _autocast(device, amp):
+                model(**data, mode='predict')
+            _sync(device)
+            times.append(time.perf_counter() - tic)
+        result[f'{mode}_s'] = statistics.median(times[1:] or times)
+    peak, source = peak_memory_gb()
+    tokens = model.generation_cfg.get('max_new_tokens')
+    print(
+        f'inference (batch 1, first = warm-up): teacher-forced {result["teacher_forced_s"]:.3f} '
+        f's/image, generate (max_new_tokens={tokens}) {result["generate_s"]:.3f} s/image, '
+        f'peak {peak:.2f} GiB ({source})'
+    )
+    return dict(result, peak_gib=peak, peak_source=source, max_new_tokens=tokens)
+
+
+def run_measurements(args, cfg: Config, model_cfg: dict, model: torch.nn.Module) -> dict:
+    """Inference, then training, on the config's data or generated data."""
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model.to(device)
+    batch_size = cfg.train_dataloader.batch_size
+    with tempfile.TemporaryDirectory() as root:
+        if args.synthetic_data:
+            dataset = synthetic_dataset(cfg, model_cfg, root, batch_size * max(args.steps, 1))
+        else:
+            dataset = copy.deepcopy(cfg.train_dataloader.dataset.to_dict())
+        results = {}
+        if args.infer:
+            results['inference'] = measure_inference(
+                model, load_batches(dataset, 1, args.infer + 1), device, args.amp
+            )
+        if args.steps:
+            results['train'] = measure_steps(
+                model, load_batches(dataset, batch_size, args.steps + 1), device, args.amp
+            )
+    return results
 
 
 def main() -> int:
@@ -183,17 +375,20 @@ def main() -> int:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'lisakit'))
-    model_cfg, quantization = model_config(cfg, args.random_llava, args.meta)
-    if args.meta:
-        with torch.device('meta'):
-            model = MODELS.build(model_cfg)
-    else:
+    args.synthetic_data = args.synthetic_data or bool(args.random_llava)
+    model_cfg, quantization = model_config(cfg, args.random_llava, args.meta, args.random_dir)
+    tic = time.perf_counter()
+    with torch.device('meta') if args.meta else contextlib.nullcontext():
         model = MODELS.build(model_cfg)
     kind = f'{quantization.get("bits")}-bit estimate' if args.meta and quantization else 'built'
     print(f'{args.config} ({args.random_llava or "config weights"}, {kind})')
-    report(model, quantization, args.meta)
-    if args.steps and not args.meta:
-        measure_steps(cfg, model, args.steps)
+    print(f'build: {time.perf_counter() - tic:.1f} s')
+    results = dict(lean_checkpoint_bytes=report(model, quantization, args.meta))
+    if (args.steps or args.infer) and not args.meta:
+        results.update(run_measurements(args, cfg, model_cfg, model))
+    if args.out:
+        with open(args.out, 'w', encoding='utf-8') as f:
+            json.dump(results, f, indent=2)
     return 0
 
 
