@@ -162,6 +162,8 @@ def write_random_llava(preset: str, folder: str, dtype: str = 'bfloat16') -> str
     model.save_pretrained(folder)
     print(f'random {preset} written to {folder} in {time.perf_counter() - tic:.1f} s')
     del model
+    if device == 'cuda':
+        torch.cuda.empty_cache()
     return folder
 
 
@@ -283,6 +285,15 @@ def _autocast(device: str, amp: bool):
     return contextlib.nullcontext()
 
 
+def _peak(device: str) -> dict:
+    """Peak memory since the last reset: allocated (and reserved on CUDA), in GiB."""
+    peak, source = peak_memory_gb()
+    result = dict(peak_gib=peak, peak_source=source)
+    if device == 'cuda':
+        result['peak_reserved_gib'] = torch.cuda.max_memory_reserved() / 1024**3
+    return result
+
+
 def _sync(device: str) -> None:
     if device == 'cuda':
         torch.cuda.synchronize()
@@ -308,14 +319,14 @@ def measure_steps(model: torch.nn.Module, batches: list, device: str, amp: bool)
         optim.step()
         _sync(device)
         times.append(time.perf_counter() - tic)
-    peak, source = peak_memory_gb()
+    peak = _peak(device)
     step_s = statistics.median(times[1:] or times)
     print(
         f'train: {len(times)} steps (first = warm-up), batch {len(batches[0]["data_samples"])}, '
         f'text length {max(lengths)} tokens + image tokens: median {step_s:.3f} s/step, '
-        f'peak {peak:.2f} GiB ({source}), last loss {loss.item():.3f}'
+        f'peak {peak}, last loss {loss.item():.3f}'
     )
-    return dict(step_s=step_s, peak_gib=peak, peak_source=source, text_tokens=max(lengths))
+    return dict(step_s=step_s, text_tokens=max(lengths), **peak)
 
 
 @torch.no_grad()
@@ -337,14 +348,14 @@ def measure_inference(model: torch.nn.Module, batches: list, device: str, amp: b
             _sync(device)
             times.append(time.perf_counter() - tic)
         result[f'{mode}_s'] = statistics.median(times[1:] or times)
-    peak, source = peak_memory_gb()
+    peak = _peak(device)
     tokens = model.generation_cfg.get('max_new_tokens')
     print(
         f'inference (batch 1, first = warm-up): teacher-forced {result["teacher_forced_s"]:.3f} '
         f's/image, generate (max_new_tokens={tokens}) {result["generate_s"]:.3f} s/image, '
-        f'peak {peak:.2f} GiB ({source})'
+        f'peak {peak}'
     )
-    return dict(result, peak_gib=peak, peak_source=source, max_new_tokens=tokens)
+    return dict(result, max_new_tokens=tokens, **peak)
 
 
 def run_measurements(args, cfg: Config, model_cfg: dict, model: torch.nn.Module) -> dict:
