@@ -1,7 +1,8 @@
 """Ask a question about an image: ``python tools/infer.py CONFIG CHECKPOINT IMAGE "QUESTION"``.
 
-Prints the answer the model writes, and saves one mask PNG per ``<SEG>`` (0 / 255) and an
-overlay PNG (masks in red over the image) at the image's size under ``--out``.
+Prints the answer the model writes and SAM's predicted IoU of each mask, and saves one mask
+PNG per ``<SEG>`` (0 / 255) and an overlay PNG (masks in red over the image) at the image's
+size under ``--out``. ``--precision bf16`` / ``--load-in-4bit`` run big models in less memory.
 """
 
 import argparse
@@ -13,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from lisakit.apis import inference_model, init_model  # noqa: E402
+from lisakit.apis import PRECISIONS, inference_model, init_model  # noqa: E402
 from lisakit.datasets.transforms import LoadImageFromFile  # noqa: E402
 from lisakit.visualization import overlay_masks  # noqa: E402
 
@@ -29,13 +30,26 @@ def main() -> int:
     parser.add_argument('--out', default='infer_out', help='folder for the PNGs')
     parser.add_argument('--answer', help='teacher-force this answer instead of generating')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--precision', choices=sorted(PRECISIONS), help='default: the config')
+    quant = parser.add_mutually_exclusive_group()
+    quant.add_argument('--load-in-4bit', action='store_true', help='NF4 language model')
+    quant.add_argument('--load-in-8bit', action='store_true', help='LLM.int8 language model')
     args = parser.parse_args()
     checkpoint = None if args.checkpoint == '-' else args.checkpoint
-    model = init_model(args.config, checkpoint, args.device)
+    model = init_model(
+        args.config,
+        checkpoint,
+        args.device,
+        precision=args.precision,
+        load_in_4bit=args.load_in_4bit,
+        load_in_8bit=args.load_in_8bit,
+    )
     sample = inference_model(model, args.image, args.question, answer=args.answer)
     image = LoadImageFromFile()(dict(img_path=args.image))['img']
     masks = sample.pred_masks.numpy()
-    print(sample.get('pred_text', args.answer))
+    print(sample.pred_text)
+    scores = ', '.join(f'{s:.3f}' for s in sample.pred_iou_scores.tolist())
+    print(f'predicted IoU (SAM): [{scores}]')
     os.makedirs(args.out, exist_ok=True)
     stem = osp.splitext(osp.basename(args.image))[0]
     for k, mask in enumerate(masks):

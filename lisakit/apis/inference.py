@@ -1,7 +1,8 @@
-"""Build a model from a config and segment one image with a question (teacher-forced)."""
+"""Build a model from a config and segment one image with a question."""
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Optional, Union
 
@@ -18,26 +19,96 @@ from lisakit.registry import MODELS
 from lisakit.structures import ReasonSegDataSample
 from lisakit.utils.checkpoint import load_from_lisakit_safe
 
+#: ``precision`` values -> torch dtype names (LISA's chat.py ``--precision`` choices).
+PRECISIONS = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
+#: Checkpoint written by ``tools/model_converters/lisa_to_lisakit.py`` in its output folder.
+CONVERTED_CHECKPOINT = 'lisakit_checkpoint.pth'
+
+
+def inference_config(
+    cfg: Config,
+    precision: Optional[str] = None,
+    load_in_4bit: bool = False,
+    load_in_8bit: bool = False,
+) -> Config:
+    """A copy of ``cfg`` set up for inference at a precision (the input is not changed).
+
+    Args:
+        cfg: A lisakit config.
+        precision: ``'fp32'``, ``'bf16'`` or ``'fp16'`` for the backbone and the SAM
+            encoder (neck and head are cast after loading); ``None`` keeps the config's.
+        load_in_4bit: Quantize the language model to NF4 while loading (bitsandbytes),
+            with ``precision`` as the compute dtype (LISA's ``--load_in_4bit``).
+        load_in_8bit: Quantize the language model to LLM.int8 (``--load_in_8bit``).
+
+    Raises:
+        ValueError: For an unknown precision or both quantization flags.
+    """
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f'precision={precision!r}; expected one of {sorted(PRECISIONS)}.')
+    if load_in_4bit and load_in_8bit:
+        raise ValueError('Set load_in_4bit or load_in_8bit, not both.')
+    if precision is None and not (load_in_4bit or load_in_8bit):
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    backbone = cfg.model.backbone
+    if precision is not None:
+        backbone.torch_dtype = cfg.model.sam_encoder.torch_dtype = PRECISIONS[precision]
+    if load_in_4bit or load_in_8bit:
+        dtype = backbone.get('torch_dtype', 'float32')
+        quant = dict(bits=4, compute_dtype=dtype) if load_in_4bit else dict(bits=8)
+        backbone.update(
+            quantization=quant,
+            freeze_language_model=True,  # inference: nothing trains
+            prepare_kbit=False,  # no fp32 up-casting / checkpointing for training
+            gradient_checkpointing=False,
+        )
+    return cfg
+
+
+def _cast_parts(model: nn.Module, precision: Optional[str]) -> None:
+    """Cast the neck and the mask decoder to ``precision`` (as LISA casts its model). The
+    prompt encoder stays float32: SAM's positional encoding does not run in bf16 / fp16,
+    and the head casts its outputs to the decoder's dtype."""
+    if precision is not None:
+        dtype = getattr(torch, PRECISIONS[precision])
+        model.neck.to(dtype)
+        getattr(model.head, 'mask_decoder', model.head).to(dtype)
+
 
 def init_model(
-    config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu'
+    config: Union[str, Config],
+    checkpoint: Optional[str] = None,
+    device: str = 'cpu',
+    precision: Optional[str] = None,
+    load_in_4bit: bool = False,
+    load_in_8bit: bool = False,
 ) -> nn.Module:
     """Build the model of ``config`` and load ``checkpoint`` (local path) into it.
 
     Args:
-        config: Config file path, a loaded config, or an export folder.
+        config: Config file path, a loaded config, or a folder written by
+            ``tools/model_converters/export.py`` or ``lisa_to_lisakit.py``.
         checkpoint: Optional checkpoint path (``tools/train.py`` output).
         device: Device to put the model on.
+        precision: ``'fp32'`` / ``'bf16'`` / ``'fp16'``, or ``None`` for the config's.
+        load_in_4bit: Load the language model in 4-bit NF4 (bitsandbytes).
+        load_in_8bit: Load the language model in 8-bit (bitsandbytes).
 
     Returns:
-        The model in eval mode, with the config attached as ``model.cfg``.
+        The model in eval mode, with the (inference) config attached as ``model.cfg``.
     """
+    precision_kwargs = dict(
+        precision=precision, load_in_4bit=load_in_4bit, load_in_8bit=load_in_8bit
+    )
     if isinstance(config, str) and os.path.isdir(config):
-        return init_model_from_export(config, device)
+        return init_model_from_export(config, device, **precision_kwargs)
     cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg = inference_config(cfg, **precision_kwargs)
     model = _build(cfg)
     if checkpoint is not None:
         load_weights(model, checkpoint)
+    _cast_parts(model, precision)
     model.cfg = cfg
     return model.to(device).eval()
 
@@ -69,13 +140,33 @@ def _build(cfg: Config) -> nn.Module:
     return MODELS.build(cfg.model)
 
 
-def init_model_from_export(export_dir: str, device: str = 'cpu') -> nn.Module:
-    """Rebuild a model from a folder written by ``tools/model_converters/export.py``."""
+def init_model_from_export(export_dir: str, device: str = 'cpu', **precision_kwargs) -> nn.Module:
+    """Rebuild a model from a folder written by ``tools/model_converters/export.py`` or
+    by ``tools/model_converters/lisa_to_lisakit.py``.
+
+    Args:
+        export_dir: The folder (holds ``lisakit_config.py``).
+        device: Device to put the model on.
+        **precision_kwargs: ``precision`` / ``load_in_4bit`` / ``load_in_8bit`` as in
+            :func:`init_model`.
+    """
     from .export import CONFIG_FILE, load_export
 
-    cfg = Config.fromfile(os.path.join(export_dir, CONFIG_FILE))
+    config_file = os.path.join(export_dir, CONFIG_FILE)
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(
+            f'{config_file} does not exist: a model folder must be written by '
+            'tools/model_converters/export.py or lisa_to_lisakit.py; otherwise pass a '
+            'config file and a checkpoint.'
+        )
+    cfg = inference_config(Config.fromfile(config_file), **precision_kwargs)
     model = _build(cfg)
-    load_export(model, export_dir)
+    converted = os.path.join(export_dir, CONVERTED_CHECKPOINT)
+    if os.path.isfile(converted):
+        load_weights(model, converted)
+    else:
+        load_export(model, export_dir)
+    _cast_parts(model, precision_kwargs.get('precision'))
     model.cfg = cfg
     return model.to(device).eval()
 
@@ -98,8 +189,9 @@ def inference_model(
             (teacher-forced, e.g. LISA's ``'<SEG>.'``).
 
     Returns:
-        A data sample with ``pred_masks`` (n, H, W) bool at the image's size and, when
-        generating, ``pred_text``.
+        A data sample with ``pred_text`` (the generated answer, or the given one),
+        ``pred_masks`` (n, H, W) bool at the image's size (one per ``<SEG>``) and
+        ``pred_iou_scores`` (n,) (SAM's predicted IoU of each mask).
     """
     if '<image>' not in question:
         question = '<image>\n' + question
@@ -115,4 +207,10 @@ def inference_model(
     with torch.no_grad():
         if answer is None:
             return model.predict_generate(data['inputs'], data['data_samples'])[0]
-        return model(**data, mode='predict')[0]
+        sample = model(**data, mode='predict')[0]
+    sample.pred_text = answer
+    return sample
+
+
+#: The name used by issue 5 and mmseg-style demos.
+inference = inference_model

@@ -19,6 +19,9 @@ from lisakit.registry import TOKENIZERS
 from lisakit.utils.constants import IMAGE_TOKEN, SEG_TOKEN
 
 TokenizerCfg = Union[str, dict, PreTrainedTokenizerBase]
+#: LLaVA-v1's image delimiters: ``<im_start>`` + image features + ``<im_end>``.
+IM_START_TOKEN = '<im_start>'
+IM_END_TOKEN = '<im_end>'
 
 
 @TOKENIZERS.register_module()
@@ -69,6 +72,23 @@ def add_lisa_tokens(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     return tokenizer
+
+
+def add_im_start_end_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
+    """Add ``<im_start>`` / ``<im_end>`` as special tokens when missing (a no-op for
+    LISA's tokenizers, which hold them).
+
+    Returns:
+        Their ids ``(im_start, im_end)``.
+    """
+    vocab = tokenizer.get_vocab()
+    new = [t for t in (IM_START_TOKEN, IM_END_TOKEN) if t not in vocab]
+    if new:
+        tokenizer.add_special_tokens(
+            {'additional_special_tokens': [AddedToken(t, normalized=False) for t in new]},
+            replace_extra_special_tokens=False,
+        )
+    return tuple(tokenizer.convert_tokens_to_ids([IM_START_TOKEN, IM_END_TOKEN]))
 
 
 def build_tokenizer(

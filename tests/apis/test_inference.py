@@ -1,11 +1,15 @@
-"""init_model / inference_model and tools/infer.py on the tiny config."""
+"""init_model / inference (precisions, IoU scores) and tools/infer.py on the tiny config."""
+
+import re
 
 import numpy as np
+import pytest
 import torch
+from mmengine.dataset import Compose, pseudo_collate
 from PIL import Image
 from tool_runner import DEMO, output, run_tool
 
-from lisakit.apis import inference_model, init_model
+from lisakit.apis import PRECISIONS, inference, inference_model, init_model
 from lisakit.datasets.shapes_reasonseg import render_scene
 
 SHAPES = [
@@ -19,12 +23,75 @@ def test_teacher_forced_and_generated_inference(tiny_cfg, tmp_path):
     image, _ = render_scene(SHAPES, 64)
     forced = inference_model(model, image, 'the red shape', answer='<SEG> and <SEG>.')
     assert forced.pred_masks.shape == (2, 64, 64) and forced.pred_masks.dtype == torch.bool
+    assert forced.pred_text == '<SEG> and <SEG>.'
+    assert forced.pred_iou_scores.shape == (2,) and forced.pred_iou_scores.dtype == torch.float32
     path = tmp_path / 'img.png'
     Image.fromarray(image).save(path)
     generated = inference_model(model, str(path), 'Can you segment the red shape?')
     assert isinstance(generated.pred_text, str)
     assert generated.pred_masks.shape[1:] == (64, 64)
     assert len(generated.pred_masks) == generated.num_generated_seg  # no targets: all kept
+    assert generated.pred_iou_scores.shape == (generated.num_generated_seg,)
+
+
+def test_iou_scores_are_the_mask_decoders(tiny_cfg):
+    model = init_model(tiny_cfg)
+    image, _ = render_scene(SHAPES, 64)
+    sample = inference(model, image, 'the red shape', answer='<SEG>.')
+    steps = [t for t in model.cfg.test_dataloader.dataset.pipeline if 'Annotation' not in t['type']]
+    results = dict(
+        img=image, img_path=None, question='<image>\nthe red shape', answer='<SEG>.', sample_idx=0
+    )
+    inputs = model.data_preprocessor(pseudo_collate([Compose(steps)(results)]), False)['inputs']
+    with torch.no_grad():
+        lm = model.backbone(inputs['input_ids'], inputs['attention_mask'], inputs['clip_images'])
+        prompt_encoder = model.head.prompt_encoder
+        _, iou = model.head.mask_decoder(
+            image_embeddings=model.sam_encoder(inputs['sam_images']),
+            image_pe=prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=model.neck(lm['seg_embeds'][0])[:, None],  # (1, 1, C)
+            dense_prompt_embeddings=prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
+                1, -1, 16, 16
+            ),
+            multimask_output=False,
+        )  # (1, 1)
+    torch.testing.assert_close(sample.pred_iou_scores, iou[:, 0])
+
+
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        dict(precision='bf16'),
+        dict(precision='fp16'),
+        dict(load_in_4bit=True),
+        dict(load_in_8bit=True),
+    ],
+    ids=['bf16', 'fp16', '4bit', '8bit'],
+)
+def test_precisions_give_the_fp32_masks(tiny_cfg, kwargs):
+    image, _ = render_scene(SHAPES, 64)
+    reference = inference(init_model(tiny_cfg), image, 'the red shape', answer='<SEG>.')
+    model = init_model(tiny_cfg, **kwargs)
+    dtype = model.backbone.hf_model.model.language_model.norm.weight.dtype
+    if 'precision' in kwargs:
+        assert dtype == getattr(torch, PRECISIONS[kwargs['precision']])
+        assert model.neck.fc[0].weight.dtype == dtype
+    else:
+        assert model.backbone.num_quantized_layers > 0
+    sample = inference(model, image, 'the red shape', answer='<SEG>.')
+    agree = (sample.pred_masks == reference.pred_masks).float().mean()
+    assert agree > 0.95, float(agree)
+    torch.testing.assert_close(
+        sample.pred_iou_scores, reference.pred_iou_scores, atol=0.02, rtol=0.1
+    )
+    assert tiny_cfg.model.backbone.get('quantization') is None  # the config was not changed
+
+
+def test_bad_precision_options(tiny_cfg):
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        init_model(tiny_cfg, precision='fp8')
+    with pytest.raises(ValueError, match='not both'):
+        init_model(tiny_cfg, load_in_4bit=True, load_in_8bit=True)
 
 
 def test_infer_tool_writes_mask_and_overlay(tmp_path):
@@ -38,6 +105,7 @@ def test_infer_tool_writes_mask_and_overlay(tmp_path):
     )
     assert proc.returncode == 0, output(proc)
     assert '1 mask(s) written' in proc.stdout
+    assert re.search(r'predicted IoU \(SAM\): \[-?\d+\.\d{3}\]', proc.stdout), proc.stdout
     mask = np.asarray(Image.open(out / 'scene_mask_0.png'))
     overlay = np.asarray(Image.open(out / 'scene_overlay.png'))
     assert mask.shape == (64, 48) and set(np.unique(mask)) <= {0, 255}

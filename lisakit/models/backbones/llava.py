@@ -10,7 +10,6 @@ into one token per visual feature, and the selection of the hidden states that
 
 from __future__ import annotations
 
-import os
 from typing import Optional, Union
 
 import torch
@@ -18,10 +17,20 @@ from mmengine.model import BaseModule
 from transformers import LlavaConfig, LlavaForConditionalGeneration
 
 from lisakit.registry import MODELS
-from lisakit.tokenizers import build_tokenizer
+from lisakit.tokenizers import add_im_start_end_tokens, build_tokenizer
 from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX, SEG_TOKEN
 
+from .hf_loading import load_pretrained_llava
 from .llm_adapters import add_adapters, build_bnb_config, count_quantized, quantize_random_model
+from .projectors import (
+    MLP_PROJECTOR,
+    PROJECTOR_CONFIG_KEY,
+    check_projector_type,
+    llava_class,
+)
+
+#: CLIP feature selection: which hidden layer, and whether to keep the CLS token.
+VISION_SELECT_STRATEGIES = ('default', 'full')
 
 
 @MODELS.register_module()
@@ -52,6 +61,16 @@ class LlavaBackbone(BaseModule):
             the LM head (peft trainable tokens).
         train_embeddings: Train the whole input embeddings and LM head (LISA's choice).
         torch_dtype: Parameter dtype name (``'float32'``, ``'bfloat16'``, ...).
+        projector_type: ``'mlp2x_gelu'`` (LLaVA-1.5, Hugging Face's projector) or
+            ``'linear'`` (LLaVA-v1 / LISA: one ``Linear``). ``None``: the folder's
+            ``config.json`` value (``mlp2x_gelu`` when absent), or ``mlp2x_gelu``.
+        use_im_start_end: Surround the image features with ``<im_start>`` /
+            ``<im_end>`` (LLaVA-v1 / LISA); the tokens are added to the tokenizer
+            when missing.
+        vision_feature_layer: CLIP hidden layer fed to the projector (-2 in LLaVA and
+            LISA); ``None`` keeps the HF config's value.
+        vision_feature_select_strategy: ``'default'`` (patch tokens, CLS dropped) or
+            ``'full'``; ``None`` keeps the HF config's value.
         init_cfg: mmengine init config.
     """
 
@@ -72,12 +91,31 @@ class LlavaBackbone(BaseModule):
         train_seg_token_rows: bool = False,
         train_embeddings: bool = False,
         torch_dtype: str = 'float32',
+        projector_type: Optional[str] = None,
+        use_im_start_end: bool = False,
+        vision_feature_layer: Optional[int] = None,
+        vision_feature_select_strategy: Optional[str] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        check_projector_type(projector_type)
+        if vision_feature_select_strategy not in (None, *VISION_SELECT_STRATEGIES):
+            raise ValueError(
+                f'model.backbone.vision_feature_select_strategy='
+                f'{vision_feature_select_strategy!r}; expected one of {VISION_SELECT_STRATEGIES}.'
+            )
         self.tokenizer = build_tokenizer(tokenizer, seg_token, image_token)
         self.seg_token_id = self.tokenizer.convert_tokens_to_ids(seg_token)
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token)
+        self.use_im_start_end = use_im_start_end
+        if use_im_start_end:
+            self.im_start_id, self.im_end_id = add_im_start_end_tokens(self.tokenizer)
+        hf_overrides = {
+            PROJECTOR_CONFIG_KEY: projector_type,
+            'vision_feature_layer': vision_feature_layer,
+            'vision_feature_select_strategy': vision_feature_select_strategy,
+        }
+        self._hf_overrides = {k: v for k, v in hf_overrides.items() if v is not None}
         if quantization is not None and not freeze_language_model:
             raise ValueError(
                 'A quantized language model cannot be trained in full; keep '
@@ -124,24 +162,24 @@ class LlavaBackbone(BaseModule):
                 f'{"set" if llava_config else None}.'
             )
         if pretrained is not None:
-            if not os.path.isdir(pretrained):
-                raise FileNotFoundError(
-                    f'model.backbone.pretrained={pretrained!r} is not a local folder. lisakit '
-                    'never downloads: point it to a Hugging Face LLaVA folder on disk.'
-                )
-            model = LlavaForConditionalGeneration.from_pretrained(
-                pretrained, local_files_only=True, dtype=dtype, quantization_config=bnb
-            )
+            model = load_pretrained_llava(pretrained, self._hf_overrides, dtype, bnb)
             model.resize_token_embeddings(len(self.tokenizer))
             return model
-        cfg = dict(llava_config)
+        cfg = {**llava_config, **self._hf_overrides}
         text_cfg = dict(cfg.pop('text_config'))
         text_cfg.setdefault('vocab_size', len(self.tokenizer))
         text_cfg.setdefault('pad_token_id', self.tokenizer.pad_token_id)
         config = LlavaConfig(text_config=text_cfg, image_token_id=self.image_token_id, **cfg)
-        model = LlavaForConditionalGeneration(config).to(dtype)
+        hf_class = llava_class(cfg.get(PROJECTOR_CONFIG_KEY, MLP_PROJECTOR))
+        model = hf_class(config).to(dtype)
         model.resize_token_embeddings(len(self.tokenizer))
         return model if bnb is None else quantize_random_model(model, bnb, dtype)
+
+    @property
+    def num_expanded_tokens(self) -> int:
+        """Tokens that replace the single ``<image>``: the visual features, plus
+        ``<im_start>`` / ``<im_end>`` when ``use_im_start_end``."""
+        return self.num_image_tokens + 2 * int(self.use_im_start_end)
 
     @staticmethod
     def _count_image_tokens(config: LlavaConfig) -> int:
@@ -194,8 +232,9 @@ class LlavaBackbone(BaseModule):
             labels: (B, L) or None.
 
         Returns:
-            ``(input_ids, attention_mask, labels)`` of length L - 1 + num_image_tokens;
-            the new label positions are ignored.
+            ``(input_ids, attention_mask, labels)`` of length L - 1 +
+            :attr:`num_expanded_tokens` (with ``use_im_start_end`` the features sit
+            between ``<im_start>`` and ``<im_end>``); the new label positions are ignored.
         """
         counts = (input_ids == self.image_token_id).sum(dim=1)
         if not bool((counts == 1).all()):
@@ -205,7 +244,7 @@ class LlavaBackbone(BaseModule):
                 f'{IMAGE_TOKEN!r} in every question.'
             )
         pos = (input_ids == self.image_token_id).int().argmax(dim=1)  # (B,)
-        n_extra = self.num_image_tokens - 1
+        n_extra = self.num_expanded_tokens - 1
         # index map into the original row: position j of the new row reads old[src[j]]
         new_len = input_ids.shape[1] + n_extra
         j = torch.arange(new_len, device=input_ids.device)[None]  # (1, L')
@@ -214,6 +253,9 @@ class LlavaBackbone(BaseModule):
         )  # (B, L')
         is_img = (j >= pos[:, None]) & (j <= pos[:, None] + n_extra)
         ids = torch.where(is_img, self.image_token_id, input_ids.gather(1, src))
+        if self.use_im_start_end:
+            ids = torch.where(j == pos[:, None], self.im_start_id, ids)
+            ids = torch.where(j == pos[:, None] + n_extra, self.im_end_id, ids)
         mask = attention_mask.gather(1, src)
         if labels is not None:
             labels = torch.where(is_img, LM_IGNORE_INDEX, labels.gather(1, src))
@@ -237,6 +279,17 @@ class LlavaBackbone(BaseModule):
         predicts_seg = torch.roll(is_seg, shifts=-1, dims=1)  # position p-1 predicts p
         predicts_seg[:, -1] = False
         return [hidden_states[b][predicts_seg[b]] for b in range(hidden_states.shape[0])]
+
+    def _check_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Fail clearly when the CLIP images do not have the vision tower's size."""
+        size = self.hf_model.config.vision_config.image_size
+        if tuple(pixel_values.shape[-2:]) != (size, size):
+            raise ValueError(
+                f'The CLIP images are {tuple(pixel_values.shape[-2:])} but the vision tower '
+                f'takes {size}x{size}: set CLIPPreprocess size={size} in the data pipeline '
+                '(LLaVA-1.5: 336, LLaVA-v1 / LISA: 224).'
+            )
+        return pixel_values
 
     # --------------------------------------------------------------- forward
     def forward(
@@ -271,7 +324,7 @@ class LlavaBackbone(BaseModule):
     ) -> dict:
         """:meth:`forward` on ids whose ``<image>`` is already expanded."""
         hf = self.hf_model
-        pixel_values = pixel_values.to(hf.dtype)
+        pixel_values = self._check_pixels(pixel_values).to(hf.dtype)
         out = hf.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values)
         hidden = out.last_hidden_state  # (B, L', D), after the final norm
         logits = hf.lm_head(hidden)  # (B, L', V)
@@ -307,9 +360,12 @@ class LlavaBackbone(BaseModule):
             do_sample=False,
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=self.tokenizer.pad_token_id,
+            # a generated <image> would have no visual features (HF LLaVA then fails)
+            suppress_tokens=[self.image_token_id],
         )
         kwargs.update(generation_kwargs)
         hf = self.hf_model
+        self._check_pixels(pixel_values)
         return hf.generate(
             input_ids=ids, attention_mask=mask, pixel_values=pixel_values.to(hf.dtype), **kwargs
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -84,39 +84,47 @@ class SAMHead(BaseModule):
         self.mask_decoder.requires_grad_(not freeze_mask_decoder)
 
     def forward(
-        self, image_embeddings: torch.Tensor, prompts: Sequence[torch.Tensor]
-    ) -> list[torch.Tensor]:
+        self,
+        image_embeddings: torch.Tensor,
+        prompts: Sequence[torch.Tensor],
+        return_iou: bool = False,
+    ) -> Union[list[torch.Tensor], tuple[list[torch.Tensor], list[torch.Tensor]]]:
         """Decode low-resolution mask logits.
 
         Args:
             image_embeddings: (B, C, h, w) SAM image embeddings.
             prompts: B tensors of shape (n_i, C), one row per ``<SEG>``.
+            return_iou: Also return the mask decoder's IoU predictions (SAM's
+                ``iou_predictions`` of mask token 0; LISA ignores them).
 
         Returns:
-            B tensors of shape (n_i, 4h, 4w) low-resolution mask logits.
+            B tensors of shape (n_i, 4h, 4w) low-resolution mask logits, and with
+            ``return_iou`` B tensors of shape (n_i,) predicted IoUs.
         """
         dtype = self.mask_decoder.iou_token.weight.dtype
         image_embeddings = image_embeddings.to(dtype)
         image_pe = self.prompt_encoder.get_dense_pe().to(dtype)  # (1, C, h, w)
         dense = self.prompt_encoder.no_mask_embed.weight.to(dtype)  # (1, C)
-        masks = []
+        masks, ious = [], []
         for i, prompt in enumerate(prompts):
             n = prompt.shape[0]
             if n == 0:
                 size = 4 * image_embeddings.shape[-1]
                 masks.append(image_embeddings.new_zeros((0, size, size)))
+                ious.append(image_embeddings.new_zeros((0,)))
                 continue
             sparse = prompt[:, None].to(dtype)  # (n, 1, C)
             dense_i = dense.reshape(1, -1, 1, 1).expand(n, -1, *image_embeddings.shape[-2:])
-            low_res, _ = self.mask_decoder(
+            low_res, iou = self.mask_decoder(
                 image_embeddings=image_embeddings[i : i + 1],
                 image_pe=image_pe,
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense_i,
                 multimask_output=False,
-            )  # (n, 1, 4h, 4w)
+            )  # (n, 1, 4h, 4w), (n, 1)
             masks.append(low_res[:, 0])
-        return masks
+            ious.append(iou[:, 0])
+        return (masks, ious) if return_iou else masks
 
     def postprocess(
         self, masks: torch.Tensor, input_size: Sequence[int], original_size: Sequence[int]

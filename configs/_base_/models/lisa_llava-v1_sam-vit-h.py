@@ -1,0 +1,39 @@
+# LISA as released (LISA-7B-v1, LISA-13B-llama2-v1): LLaVA-v1 layout (CLIP ViT-L/14-224,
+# penultimate layer, patch tokens; one linear projector; <im_start>/<im_end> around the image;
+# LISA's '[SEG]' token) + SAM ViT-H. The weights come from a folder written by
+#   python tools/model_converters/lisa_to_lisakit.py LISA_DIR data/lisa/LISA-7B-v1 \
+#       --vision-tower CLIP_DIR
+# which holds llava/ (LLaMA + projector + CLIP), tokenizer/ and sam.pth (SAM with LISA's
+# trained mask decoder); the neck (text_hidden_fcs) is in its lisakit_checkpoint.pth.
+# bf16 as LISA's chat.py; override with --cfg-options model.backbone.torch_dtype=float32 etc.
+lisa_dir = 'data/lisa/LISA-7B-v1'
+model = dict(
+    type='LISA',
+    data_preprocessor=dict(type='LISADataPreprocessor'),
+    backbone=dict(
+        type='LlavaBackbone',
+        tokenizer=lisa_dir + '/tokenizer',
+        pretrained=lisa_dir + '/llava',
+        seg_token='[SEG]',
+        projector_type='linear',
+        use_im_start_end=True,
+        vision_feature_layer=-2,
+        vision_feature_select_strategy='default',
+        torch_dtype='bfloat16',
+        freeze_language_model=True,
+        # 4-bit NF4: --cfg-options model.backbone.quantization.bits=4
+        #            model.backbone.prepare_kbit=False
+    ),
+    sam_encoder=dict(
+        type='SAMImageEncoder',
+        arch='vit_h',
+        checkpoint=lisa_dir + '/sam.pth',
+        torch_dtype='bfloat16',
+    ),
+    neck=dict(type='SegProjector', out_channels=256),
+    head=dict(type='SAMHead', checkpoint=lisa_dir + '/sam.pth'),
+    predict_mode='teacher_forced',
+    loss_ce=dict(type='LMCrossEntropyLoss', loss_weight=1.0),
+    loss_bce=dict(type='MaskBCELoss', loss_weight=2.0),
+    loss_dice=dict(type='DiceLoss', loss_weight=0.5),
+)
