@@ -19,9 +19,19 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from lisakit.registry import DATASETS, TRANSFORMS
-from lisakit.utils.constants import IGNORE_INDEX
+from lisakit.utils.constants import IGNORE_INDEX, IMAGE_TOKEN
 
-from .templates import ANSWER_LIST, LONG_QUESTION_LIST, SHORT_QUESTION_LIST, VAL_ANSWER
+from .templates import (
+    ANSWER_LIST,
+    EXPLANATORY_QUESTION_LIST,
+    LONG_QUESTION_LIST,
+    SHORT_QUESTION_LIST,
+    VAL_ANSWER,
+    check_templates,
+    chunk,
+    fill_question,
+    to_turns,
+)
 
 QUERY_TYPES = ('all', 'short', 'long')
 ON_ERROR = ('raise', 'skip')
@@ -30,6 +40,9 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 VAL_LONG_PROMPT = '<image>\n {text} Please output segmentation mask.'
 VAL_SHORT_PROMPT = '<image>\n What is {text} in this image? Please output segmentation mask.'
 POLYLINE_THICKNESS = 1
+#: LISA's explanatory answers: (question, answer) kinds of a training sample.
+ANSWER_TYPES = ('seg', 'seg+explanation', 'explanation')
+EXPLANATORY_KEYS = ('image', 'outputs')
 
 
 def read_reasonseg_json(json_path: str) -> dict:
@@ -97,18 +110,37 @@ def load_reasonseg_annotation(json_path: str, image_size: Sequence[int]) -> tupl
 @TRANSFORMS.register_module()
 class LoadReasonSegAnnotation:
     """Rasterize ``results['json_path']`` at the loaded image's size into ``gt_masks``
-    (1, H, W); run after ``LoadImageFromFile``."""
+    (N, H, W), the mask repeated ``results['num_masks']`` times (default 1; one per
+    query turn, 0 for explanation-only answers); run after ``LoadImageFromFile``."""
 
     def __call__(self, results: dict) -> dict:
         mask, _, _ = load_reasonseg_annotation(results['json_path'], results['ori_shape'])
-        results['gt_masks'] = mask[None]
+        results['gt_masks'] = np.repeat(mask[None], results.get('num_masks', 1), axis=0)
         return results
+
+
+def load_explanations(path: str) -> list[dict]:
+    """LISA's ``explanatory/train.json``: a list of ``{"image", "query", "outputs"}``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'Explanatory file {path!r} not found; set explanatory_file, or explanatory=None.'
+        )
+    try:
+        with open(path, encoding='utf-8') as f:
+            items = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f'{path}: not a UTF-8 JSON file ({err}).') from err
+    if not isinstance(items, list):
+        raise ValueError(f'{path}: expected a list of {{"image", "query", "outputs"}}.')
+    return items
 
 
 @DATASETS.register_module()
 class ReasonSegDataset(BaseDataset):
-    """LISA's ReasonSeg: one sample per (image, query) in training, the first query of
-    each image in evaluation (as LISA validates).
+    """LISA's ReasonSeg: in training one sample per (image, query), or per group of up
+    to ``num_classes_per_sample`` queries of an image (one turn each, all with the
+    image's mask, as LISA); in evaluation the first query of each image (as LISA
+    validates).
 
     Args:
         data_root: Folder holding the split folders (``.../ReasonSeg``).
@@ -116,7 +148,15 @@ class ReasonSegDataset(BaseDataset):
         query_type: ``'all'``, ``'short'`` (``is_sentence`` false) or ``'long'``.
         answers: Training answer templates (one ``<SEG>`` each).
         short_questions / long_questions: Training question templates.
-        seed: Seed for the per-sample template choice.
+        num_classes_per_sample: Queries (turns, masks) per training sample (LISA: 3).
+        explanatory: LISA's explanatory answers for the images listed in
+            ``explanatory_file``: with this probability (LISA: 0.1) a sample is the bare
+            query answered by the explanation alone (no ``<SEG>``, no mask); otherwise,
+            with equal chance, the usual answer, or the query + an explanatory question
+            answered by ``"{answer} {explanation}"``. None (default): not used.
+        explanatory_file: The explanations, relative to ``data_root``.
+        explanatory_questions: Suffixes asking for an explanation (LISA's list).
+        seed: Seed for the per-sample template and answer-type choices.
         on_error: ``'raise'`` stops at the first unreadable annotation with a message
             naming the file; ``'skip'`` leaves it out, counts it in ``skipped`` and logs
             a warning.
@@ -133,10 +173,24 @@ class ReasonSegDataset(BaseDataset):
         answers: Sequence[str] = tuple(ANSWER_LIST),
         short_questions: Sequence[str] = tuple(SHORT_QUESTION_LIST),
         long_questions: Sequence[str] = tuple(LONG_QUESTION_LIST),
+        num_classes_per_sample: int = 1,
+        explanatory: Optional[float] = None,
+        explanatory_file: str = 'explanatory/train.json',
+        explanatory_questions: Sequence[str] = tuple(EXPLANATORY_QUESTION_LIST),
         seed: int = 0,
         on_error: str = 'raise',
         **kwargs,
     ) -> None:
+        check_templates(
+            'ReasonSegDataset', answers, short_questions, long_questions, explanatory_questions
+        )
+        if num_classes_per_sample < 1:
+            raise ValueError(f'num_classes_per_sample={num_classes_per_sample}; expected >= 1.')
+        if explanatory is not None and not 0 <= explanatory <= 1:
+            raise ValueError(f'explanatory={explanatory}; expected a probability or None.')
+        self.num_classes_per_sample, self.explanatory = num_classes_per_sample, explanatory
+        self.explanatory_file = explanatory_file
+        self.explanatory_questions = list(explanatory_questions)
         if query_type not in QUERY_TYPES:
             raise ValueError(f'query_type={query_type!r}; expected one of {QUERY_TYPES}.')
         if on_error not in ON_ERROR:
@@ -165,16 +219,65 @@ class ReasonSegDataset(BaseDataset):
             )
         return paths
 
-    def _question(self, text: str, is_sentence: bool, rng: Optional[np.random.Generator]) -> str:
-        if rng is None:  # evaluation: LISA's fixed prompts
-            return (VAL_LONG_PROMPT if is_sentence else VAL_SHORT_PROMPT).format(text=text)
-        if is_sentence:
-            return str(rng.choice(self.long_questions)).format(sent=text)
-        return str(rng.choice(self.short_questions)).format(class_name=text.lower())
+    def _explanations(self) -> dict[str, str]:
+        """Image file name -> explanation; empty unless ``explanatory`` is set."""
+        if self.explanatory is None or self.test_mode:
+            return {}
+        path = os.path.join(self.data_root, self.explanatory_file)
+        explanations = {}
+        for i, item in enumerate(load_explanations(path)):
+            if isinstance(item, dict) and all(
+                isinstance(item.get(k), str) for k in EXPLANATORY_KEYS
+            ):
+                explanations[item['image']] = item['outputs']
+                continue
+            err = ValueError(f'{path}: item {i} needs "image" and "outputs" strings.')
+            if self.on_error == 'raise':
+                raise err
+            self.skipped.append((path, str(err)))
+        return explanations
+
+    def _train_sample(
+        self, idx: int, texts: Sequence[str], is_sentence: bool, explanation: Optional[str]
+    ) -> dict:
+        """One turn per query, all with the image's mask, answered as LISA does."""
+        rng = np.random.default_rng([self.seed, idx])
+        answer_type = ANSWER_TYPES[0]
+        if explanation is not None:
+            explain_only = rng.random() < self.explanatory
+            answer_type = ANSWER_TYPES[2] if explain_only else ANSWER_TYPES[int(rng.integers(2))]
+        questions, answers = [], []
+        for text in texts:
+            question = fill_question(
+                rng, text, is_sentence, self.short_questions, self.long_questions
+            )
+            if answer_type == 'seg+explanation':
+                question = f'{IMAGE_TOKEN}\n{text} {rng.choice(self.explanatory_questions)}'
+                answer = f'{rng.choice(self.answers)} {explanation}'
+            elif answer_type == 'explanation':
+                question, answer = f'{IMAGE_TOKEN}\n{text}', explanation
+            else:
+                answer = str(rng.choice(self.answers))
+            questions.append(question)
+            answers.append(answer)
+        turns = to_turns(questions, answers)
+        return dict(
+            conversations=turns,
+            question=turns[0]['question'],
+            answer=turns[0]['answer'],
+            num_masks=0 if answer_type == 'explanation' else len(texts),
+            answer_type=answer_type,
+        )
+
+    def _eval_sample(self, text: str, is_sentence: bool) -> dict:
+        """LISA's fixed validation prompt and answer."""
+        prompt = VAL_LONG_PROMPT if is_sentence else VAL_SHORT_PROMPT
+        return dict(question=prompt.format(text=text), answer=VAL_ANSWER)
 
     def load_data_list(self) -> list[dict]:
-        """One entry per (image, query); only the first query per image in test mode."""
-        data_list = []
+        """Training samples per image (see the class docstring); the first query per
+        image in test mode."""
+        data_list, explanations = [], self._explanations()
         for img_path in self._images():
             json_path = os.path.splitext(img_path)[0] + '.json'
             try:
@@ -187,21 +290,23 @@ class ReasonSegDataset(BaseDataset):
             is_sentence = bool(data.get('is_sentence', False))
             if self.query_type != 'all' and is_sentence != (self.query_type == 'long'):
                 continue
-            texts = data['text'][:1] if self.test_mode else data['text']
-            for text in texts:
-                idx = len(data_list)
-                rng = None if self.test_mode else np.random.default_rng([self.seed, idx])
-                data_list.append(
-                    dict(
-                        sample_idx=idx,
-                        img_path=img_path,
-                        json_path=json_path,
-                        question=self._question(text, is_sentence, rng),
-                        is_sentence=is_sentence,
-                        query_type='long' if is_sentence else 'short',
-                        answer=VAL_ANSWER if rng is None else str(rng.choice(self.answers)),
-                    )
+            if self.test_mode:
+                samples = [self._eval_sample(data['text'][0], is_sentence)] if data['text'] else []
+            else:
+                explanation = explanations.get(os.path.basename(img_path))
+                samples = [
+                    self._train_sample(len(data_list) + i, group, is_sentence, explanation)
+                    for i, group in enumerate(chunk(data['text'], self.num_classes_per_sample))
+                ]
+            for sample in samples:
+                sample.update(
+                    sample_idx=len(data_list),
+                    img_path=img_path,
+                    json_path=json_path,
+                    is_sentence=is_sentence,
+                    query_type='long' if is_sentence else 'short',
                 )
+                data_list.append(sample)
         if self.skipped:
             print_log(
                 f'ReasonSegDataset skipped {len(self.skipped)} bad annotation(s) in '

@@ -1,8 +1,13 @@
 """LISA's question and answer templates (``utils/utils.py`` of the LISA repository).
 
 ``[SEG]`` is written as lisakit's ``<SEG>`` token and ``DEFAULT_IMAGE_TOKEN`` as
-``<image>``. Datasets take these lists as config so users can swap them.
+``<image>``. Datasets take these lists as config so users can swap them (per dataset,
+with a seeded choice per sample); the helpers below validate and fill them.
 """
+
+from typing import Optional, Sequence
+
+import numpy as np
 
 from lisakit.utils.constants import IMAGE_TOKEN, SEG_TOKEN
 
@@ -36,3 +41,98 @@ ANSWER_LIST = [
 ]
 #: LISA's fixed validation answer (teacher-forced evaluation).
 VAL_ANSWER = f'{SEG_TOKEN}.'
+
+#: Placeholders the question templates fill in.
+SHORT_PLACEHOLDER = '{class_name}'
+LONG_PLACEHOLDER = '{sent}'
+
+
+def check_templates(
+    owner: str,
+    answers: Sequence[str] = (),
+    short_questions: Sequence[str] = (),
+    long_questions: Sequence[str] = (),
+    explanatory_questions: Sequence[str] = (),
+) -> None:
+    """Validate template lists given as config.
+
+    Answers need exactly one ``<SEG>``; short / long questions exactly one ``<image>``
+    and their placeholder (``{class_name}`` / ``{sent}``); explanatory questions
+    (appended to a query) neither.
+
+    Args:
+        owner: The dataset or config key, named in errors.
+        answers: Answer templates.
+        short_questions: Templates with ``{class_name}``.
+        long_questions: Templates with ``{sent}``.
+        explanatory_questions: Suffixes asking for an explanation.
+
+    Raises:
+        TypeError: If a list is given as one string.
+        ValueError: Naming the list and the bad template.
+    """
+    lists = dict(
+        answers=answers,
+        short_questions=short_questions,
+        long_questions=long_questions,
+        explanatory_questions=explanatory_questions,
+    )
+    for key, items in lists.items():
+        if isinstance(items, str):
+            raise TypeError(f'{owner}: {key} must be a list of strings, got one string.')
+    problems = []
+    for a in answers:
+        if a.count(SEG_TOKEN) != 1:
+            problems.append(f'answers: {a!r} needs exactly one {SEG_TOKEN}')
+    for key, items, placeholder in (
+        ('short_questions', short_questions, SHORT_PLACEHOLDER),
+        ('long_questions', long_questions, LONG_PLACEHOLDER),
+    ):
+        for q in items:
+            if q.count(IMAGE_TOKEN) != 1 or placeholder not in q:
+                problems.append(f'{key}: {q!r} needs exactly one {IMAGE_TOKEN} and {placeholder}')
+    for q in explanatory_questions:
+        if IMAGE_TOKEN in q or SEG_TOKEN in q:
+            problems.append(f'explanatory_questions: {q!r} must not contain special tokens')
+    if problems:
+        raise ValueError(f'{owner}: bad templates: ' + '; '.join(problems) + '.')
+
+
+def fill_question(
+    rng: np.random.Generator,
+    text: str,
+    is_sentence: bool,
+    short_questions: Sequence[str],
+    long_questions: Sequence[str],
+) -> str:
+    """A seeded question: a long template with ``{sent}`` for sentences, else a short
+    one with ``{class_name}`` = ``text`` lowercased (as LISA does)."""
+    if is_sentence:
+        return str(rng.choice(list(long_questions))).format(sent=text)
+    return str(rng.choice(list(short_questions))).format(class_name=text.lower())
+
+
+def strip_image_token(text: str) -> str:
+    """``text`` without ``<image>`` (and the newline LISA puts after it)."""
+    return text.replace(IMAGE_TOKEN + '\n', '').replace(IMAGE_TOKEN, '').strip()
+
+
+def to_turns(questions: Sequence[str], answers: Sequence[str]) -> list[dict]:
+    """Question / answer pairs as conversation turns with ``<image>`` in the first
+    question only: kept where the first question has it, else put in front as
+    ``"<image>\\n"`` (LISA's placement for LLaVA-Instruct data); removed from later ones."""
+    turns = []
+    for k, (q, a) in enumerate(zip(questions, answers)):
+        if k == 0 and IMAGE_TOKEN not in q:
+            q = IMAGE_TOKEN + '\n' + q.strip()
+        elif k > 0:
+            q = strip_image_token(q)
+        turns.append(dict(question=q, answer=a))
+    return turns
+
+
+def chunk(items: Sequence, size: Optional[int]) -> list[list]:
+    """Consecutive groups of at most ``size`` items (all in one group if ``size`` is None)."""
+    if size is None or size >= len(items):
+        return [list(items)]
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]

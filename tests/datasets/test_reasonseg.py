@@ -5,12 +5,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from eval_runner import evaluate_with_test_tool
 from PIL import Image
 from tool_runner import DEMO, output, run_tool
 
-from lisakit.datasets import ReasonSegDataset, load_reasonseg_annotation
-from lisakit.registry import MODELS
+from lisakit.datasets import LoadReasonSegAnnotation, ReasonSegDataset, load_reasonseg_annotation
+from lisakit.datasets.templates import ANSWER_LIST, EXPLANATORY_QUESTION_LIST
+from lisakit.datasets.transforms import LoadImageFromFile
 
 
 def rect(x0, y0, x1, y1):
@@ -103,12 +104,9 @@ def test_dataset_samples_and_query_types(reasonseg_root):
 
 
 def test_test_tool_on_a_reasonseg_folder(reasonseg_root, tmp_path, tiny_cfg):
-    ckpt = tmp_path / 'model.pth'
-    torch.manual_seed(0)
-    torch.save({'state_dict': MODELS.build(tiny_cfg.model).state_dict()}, ckpt)
-    config = tmp_path / 'reasonseg_eval.py'
-    config.write_text(
-        f"_base_ = ['{DEMO}']\n"
+    metrics, _ = evaluate_with_test_tool(
+        tmp_path,
+        tiny_cfg,
         "pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadReasonSegAnnotation'),\n"
         "            dict(type='SAMPreprocess', img_size=64),\n"
         "            dict(type='CLIPPreprocess', size=32),\n"
@@ -116,14 +114,8 @@ def test_test_tool_on_a_reasonseg_folder(reasonseg_root, tmp_path, tiny_cfg):
         "                 template='plain', max_length=64), dict(type='PackLISAInputs')]\n"
         'test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(\n'
         f"    _delete_=True, type='ReasonSegDataset', data_root='{reasonseg_root}',\n"
-        "    split='val', test_mode=True, pipeline=pipeline))\n"
+        "    split='val', test_mode=True, pipeline=pipeline))\n",
     )
-    out = tmp_path / 'metrics.json'
-    proc = run_tool(
-        'test.py', str(config), str(ckpt), '--work-dir', str(tmp_path / 'wd'), '--out', str(out)
-    )
-    assert proc.returncode == 0, output(proc)
-    metrics = json.loads(out.read_text())
     assert {'gIoU', 'cIoU', 'short/gIoU', 'short/cIoU', 'long/gIoU', 'long/cIoU'} <= set(metrics)
 
 
@@ -169,3 +161,73 @@ def test_check_dataset_tool_lists_every_bad_sample(reasonseg_root, tmp_path):
         'val_dataloader.dataset.num_samples=4',
     )
     assert good.returncode == 0 and '4 samples checked, 0 bad' in good.stdout, output(good)
+
+
+# ---------------------------------------------------------------------------------------------
+# LISA's explanatory answers and num_classes_per_sample
+
+
+@pytest.fixture()
+def explained_root(tmp_path):
+    root = tmp_path / 'ReasonSeg'
+    target = [dict(label='target', points=rect(2, 2, 9, 9))]
+    write_sample(root / 'train', 'img_a', target, ['Cup', 'What holds tea?', 'mug'], False)
+    write_sample(root / 'train', 'img_b', target, ['plate', 'dish'], False)
+    (root / 'explanatory').mkdir()
+    items = [dict(image='img_a.jpg', query='Cup', outputs='The cup holds tea.')]
+    (root / 'explanatory' / 'train.json').write_text(json.dumps(items))
+    return root
+
+
+def masks_of(ds, idx):
+    info = LoadImageFromFile()(ds.get_data_info(idx))
+    return LoadReasonSegAnnotation()(info)['gt_masks']
+
+
+EXPLANATION = ' The cup holds tea.'
+
+
+def test_explanatory_answers_follow_lisa(explained_root):
+    # probability 1: explanation-only answers (no <SEG>, no mask) for the explained image
+    ds = ReasonSegDataset(str(explained_root), explanatory=1.0)
+    infos = [ds.get_data_info(i) for i in range(len(ds))]
+    assert [i['answer_type'] for i in infos] == ['explanation'] * 3 + ['seg'] * 2
+    assert infos[0]['question'] == '<image>\nCup' and infos[0]['answer'] == EXPLANATION.strip()
+    assert masks_of(ds, 0).shape == (0, 20, 24) and masks_of(ds, 3).shape == (1, 20, 24)
+    # probability 0: the plain answer, or "<answer> <explanation>" after the query and an
+    # explanatory question, with equal chance
+    seen = set()
+    for seed in range(8):
+        ds = ReasonSegDataset(str(explained_root), explanatory=0.0, seed=seed)
+        for info in (ds.get_data_info(i) for i in range(3)):
+            seen.add(info['answer_type'])
+            if info['answer_type'] == 'seg+explanation':
+                query = info['question'][len('<image>\n') :]
+                assert any(query.endswith(' ' + q) for q in EXPLANATORY_QUESTION_LIST)
+                assert query.split(' ')[0] in ('Cup', 'What', 'mug')  # the query as written
+                assert info['answer'].endswith(EXPLANATION)
+                assert info['answer'][: -len(EXPLANATION)] in ANSWER_LIST
+            else:
+                assert info['answer'] in ANSWER_LIST
+            assert info['num_masks'] == 1
+    assert seen == {'seg', 'seg+explanation'}
+    # off by default, and evaluation never uses explanations
+    plain = ReasonSegDataset(str(explained_root))
+    assert {plain.get_data_info(i)['answer_type'] for i in range(5)} == {'seg'}
+    val = ReasonSegDataset(str(explained_root), explanatory=1.0, test_mode=True)
+    assert val.get_data_info(0)['answer'] == '<SEG>.'
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        ReasonSegDataset(str(explained_root), explanatory=0.1, explanatory_file='missing.json')
+
+
+def test_num_classes_per_sample_groups_queries_of_an_image(explained_root):
+    ds = ReasonSegDataset(str(explained_root), num_classes_per_sample=2)
+    turns = [ds.get_data_info(i)['conversations'] for i in range(len(ds))]
+    assert [len(t) for t in turns] == [2, 1, 2]  # img_a: 3 queries -> 2 + 1; img_b: 2
+    first, second = turns[0]
+    assert first['question'].startswith('<image>\n') and '<image>' not in second['question']
+    assert 'cup' in first['question'] and 'what holds tea?' in second['question']
+    masks = masks_of(ds, 0)
+    assert masks.shape == (2, 20, 24)
+    np.testing.assert_array_equal(masks[0], masks[1])  # every query of an image: its mask
+    assert len(ReasonSegDataset(str(explained_root))) == 5  # default 1: one per query

@@ -147,6 +147,47 @@ def test_load_exif_rotated_jpeg(tmp_path):
     assert bottom[2] > 200 and bottom[0] < 60  # blue
 
 
+def test_load_cmyk_jpeg_as_rgb(tmp_path):
+    path = tmp_path / 'cmyk.jpg'
+    Image.new('CMYK', (6, 4), (0, 255, 255, 0)).save(path, quality=100)  # pure red in CMYK
+    out = LoadImageFromFile()(dict(img_path=str(path)))
+    assert out['img'].shape == (4, 6, 3) and out['img'].dtype == np.uint8
+    r, g, b = out['img'][2, 3].astype(int)
+    assert r > 230 and g < 30 and b < 30
+
+
+def test_load_16bit_png_scales_to_8bit(tmp_path):
+    raw = np.array([[0, 257 * 100], [257 * 200, 65535]], dtype=np.uint16)
+    path = tmp_path / 'depth16.png'
+    Image.fromarray(raw).save(path)
+    out = LoadImageFromFile()(dict(img_path=str(path)))
+    assert out['img'].shape == (2, 2, 3)
+    assert out['img'][..., 0].tolist() == [[0, 100], [200, 255]]  # scaled, not clipped to 255
+    assert np.array_equal(out['img'][..., 0], out['img'][..., 2])
+
+
+def test_load_palette_png_as_rgb(tmp_path):
+    index = np.array([[0, 1], [1, 0]], dtype=np.uint8)
+    im = Image.fromarray(index, mode='P')
+    im.putpalette([10, 20, 30, 200, 100, 50] + [0] * 762)
+    path = tmp_path / 'palette.png'
+    im.save(path)
+    out = LoadImageFromFile()(dict(img_path=str(path)))
+    assert out['img'][0, 0].tolist() == [10, 20, 30]
+    assert out['img'][0, 1].tolist() == [200, 100, 50]
+
+
+def test_load_truncated_jpeg_names_the_path(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    full = tmp_path / 'full.jpg'
+    Image.fromarray(pixels).save(full, quality=90)
+    cut = tmp_path / 'cut_in_half.jpg'
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match='cut_in_half.jpg'):
+        LoadImageFromFile()(dict(img_path=str(cut)))
+
+
 def test_load_missing_file_names_the_path(tmp_path):
     path = str(tmp_path / 'nope' / 'missing.jpg')
     with pytest.raises(FileNotFoundError, match='missing.jpg'):

@@ -1,13 +1,17 @@
 """Walk a config's dataset through its pipeline and list every bad sample.
 
 ``python tools/misc/check_dataset.py CONFIG [--split train|val|test]`` prints a table of the
-samples that fail (file and reason) and exits with 1 if there is any, 0 otherwise.
+samples that fail (source dataset, file and reason) and exits with 1 if there is any, 0
+otherwise. A mix (``MixedDataset``, or any dataset holding ``datasets`` and no pipeline) is
+walked source by source, nested mixes included; every source sample is checked once.
 """
 
 import argparse
 import copy
+import inspect
 import os.path as osp
 import sys
+from typing import Iterator
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
@@ -21,14 +25,45 @@ LOADERS = dict(train='train_dataloader', val='val_dataloader', test='test_datalo
 def check(dataset) -> list[tuple[str, str]]:
     """(file, reason) of annotations skipped while loading and samples failing the pipeline."""
     bad = list(getattr(dataset, 'skipped', []))
+    pipeline = getattr(dataset, 'pipeline', None)
     for idx in range(len(dataset)):
-        info = dataset.get_data_info(idx)
+        info = {}
         try:
-            dataset.pipeline(copy.deepcopy(info))
+            info = dataset.get_data_info(idx)  # may read files (masks decoded on access)
+            if pipeline is not None:
+                pipeline(copy.deepcopy(info))
         except Exception as err:  # report every failure, whatever its kind
-            name = info.get('img_path') or f'sample {idx}'
+            name = info.get('ann_location') or info.get('img_path') or f'sample {idx}'
             bad.append((str(name), f'{type(err).__name__}: {err}'))
     return bad
+
+
+def is_mix(dataset) -> bool:
+    """Whether ``dataset`` only draws from the datasets it holds (``MixedDataset``)."""
+    return isinstance(getattr(dataset, 'datasets', None), list) and not hasattr(dataset, 'pipeline')
+
+
+def sources(dataset, path: str = '') -> Iterator[tuple[str, object]]:
+    """``(name, dataset)`` of every dataset that holds samples, inside mixes too; the name
+    is the class and, inside a mix, the position (``RefCOCODataset (datasets[1][0])``)."""
+    if is_mix(dataset):
+        for i, sub in enumerate(dataset.datasets):
+            yield from sources(sub, f'{path}[{i}]')
+    else:
+        where = f' (datasets{path})' if path else ''
+        yield f'{type(dataset).__name__}{where}', dataset
+
+
+def skip_on_load(ds_cfg: dict) -> None:
+    """Set ``on_error='skip'`` on every dataset config that takes it (mixes' entries
+    too), so load-time errors are collected instead of stopping the walk."""
+    for sub in ds_cfg.get('datasets') or []:
+        if isinstance(sub, dict):
+            skip_on_load(sub)
+    ds_type = ds_cfg.get('type')
+    ds_cls = DATASETS.get(ds_type) if isinstance(ds_type, str) else ds_type
+    if ds_cls is not None and 'on_error' in inspect.signature(ds_cls).parameters:
+        ds_cfg['on_error'] = 'skip'
 
 
 def main() -> int:
@@ -42,14 +77,17 @@ def main() -> int:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'lisakit'))
     ds_cfg = copy.deepcopy(cfg[LOADERS[args.split]].dataset)
-    if ds_cfg.get('type') == 'ReasonSegDataset':
-        ds_cfg['on_error'] = 'skip'  # collect load-time errors instead of stopping
-    dataset = DATASETS.build(ds_cfg)
-    bad = check(dataset)
-    print(f'{len(dataset)} samples checked, {len(bad)} bad')
-    for name, reason in bad:
-        print(f'{name}\t{reason}')
-    return 1 if bad else 0
+    skip_on_load(ds_cfg)
+    walked = list(sources(DATASETS.build(ds_cfg)))
+    rows = [(name, *b) for name, ds in walked for b in check(ds)]
+    total = sum(len(ds) for _, ds in walked)
+    in_sources = f' ({len(walked)} source datasets)' if len(walked) > 1 else ''
+    print(f'{total} samples checked, {len(rows)} bad{in_sources}')
+    if rows:
+        print('source\tfile\treason')
+    for row in rows:
+        print('\t'.join(row))
+    return 1 if rows else 0
 
 
 if __name__ == '__main__':

@@ -35,6 +35,11 @@ class ConversationTemplate:
         """Text between the question and the answer (the prompt ends here)."""
         return f'{self.sep}{self.roles[1]}:'
 
+    def turn_head(self) -> str:
+        """Text before a later question of a multi-turn conversation (it follows the
+        previous answer's EOS, as in LLaVA's ``llava_v1``)."""
+        return f'{self.roles[0]}: '
+
 
 #: Named templates. ``llava_v1`` is LISA's (and LLaVA-1.5's) template; ``plain``
 #: drops the system prompt to keep tiny CPU configs short.
@@ -63,12 +68,20 @@ def get_template(template: Union[str, dict, ConversationTemplate]) -> Conversati
 
 @TRANSFORMS.register_module()
 class TokenizeConversation:
-    """Render ``question`` / ``answer`` with a template and tokenize them.
+    """Render a conversation with a template and tokenize it.
 
-    Labels are ``-100`` everywhere but the answer tokens and the closing EOS. If the
-    sequence is longer than ``max_length`` the *question* is cut from its end; the
-    answer (and so every ``<SEG>``) is never truncated. Adds ``input_ids`` and
-    ``labels`` (L,) int64.
+    The conversation is ``results['conversations']``, a list of
+    ``dict(question=..., answer=...)`` turns with ``<image>`` in the first question
+    only, or else the single turn ``results['question']`` / ``results['answer']``.
+    Rendering: ``[BOS] {head}{q1}{tail} {a1}[EOS]{turn_head}{q2}{tail} {a2}[EOS]...``
+    (LLaVA's ``llava_v1`` multi-turn form). Labels are ``-100`` everywhere but the
+    answer tokens and each answer's closing EOS.
+
+    When the text is longer than ``max_length``, whole trailing turns are dropped
+    with their masks (``gt_masks`` follow ``<SEG>`` order; ``dropped_turns`` counts
+    them). If the first turn alone is too long, its question is cut from its end;
+    an answer without ``<SEG>`` (text only) is cut from its end first. An answer's
+    ``<SEG>`` is never truncated. Adds ``input_ids`` and ``labels`` (L,) int64.
 
     Args:
         tokenizer: Tokenizer config, the same as the backbone's.
@@ -103,30 +116,44 @@ class TokenizeConversation:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)['input_ids']
 
-    def __call__(self, results: dict) -> dict:
-        tok = self.tokenizer
-        name = results.get('img_path') or f'sample {results.get("sample_idx")}'
-        missing = [k for k in ('question', 'answer') if not isinstance(results.get(k), str)]
-        if missing:
-            raise KeyError(
-                f'{name}: the sample has no text {missing}; a dataset item needs '
-                f"'question' (with one {self.image_token}) and 'answer' (one "
-                f'{self.seg_token} per mask).'
-            )
-        question, answer = results['question'], results['answer']
-        if question.count(self.image_token) != 1:
-            raise ValueError(
-                f'{name}: the question must contain exactly one '
-                f'{self.image_token!r}, got {question!r}.'
-            )
-        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
-        head = bos + self._encode(self.template.head())
-        q_ids = self._encode(question)
-        tail = self._encode(self.template.tail())
-        a_ids = self._encode(answer) + [tok.eos_token_id]
-        budget = self.max_length - len(head) - len(tail) - len(a_ids)
-        image_id = tok.convert_tokens_to_ids(self.image_token)
-        keep = q_ids.index(image_id) + 1  # the question is never cut before <image>
+    def _turns(self, results: dict, name: str) -> list[tuple[str, str]]:
+        """(question, answer) texts, checked: strings, one ``<image>`` in turn 1 only."""
+        convs = results.get('conversations')
+        if convs is None:
+            missing = [k for k in ('question', 'answer') if not isinstance(results.get(k), str)]
+            if missing:
+                raise KeyError(
+                    f'{name}: the sample has no text {missing}; a dataset item needs '
+                    f"'question' (with one {self.image_token}) and 'answer' (one "
+                    f"{self.seg_token} per mask), or 'conversations'."
+                )
+            turns = [(results['question'], results['answer'])]
+        else:
+            turns = [(t.get('question'), t.get('answer')) for t in convs]
+            if not turns or not all(isinstance(x, str) for t in turns for x in t):
+                raise KeyError(
+                    f"{name}: 'conversations' must be a non-empty list of "
+                    'dict(question=str, answer=str).'
+                )
+        for k, (question, _) in enumerate(turns):
+            if question.count(self.image_token) != (1 if k == 0 else 0):
+                where = 'the question must' if k == 0 else f'question {k + 1} must not'
+                count = 'exactly one' if k == 0 else 'any'
+                raise ValueError(
+                    f'{name}: {where} contain {count} {self.image_token!r}, got {question!r}.'
+                )
+        if self.seg_token != SEG_TOKEN:  # templates write lisakit's <SEG>, e.g. LISA's [SEG]
+            turns = [(q, a.replace(SEG_TOKEN, self.seg_token)) for q, a in turns]
+        return turns
+
+    def _fit_single(self, head, tail, q_ids, a_ids, name) -> tuple[list[int], list[int]]:
+        """Cut one over-long turn: a text-only answer's end, then the question's end."""
+        seg_id = self.tokenizer.convert_tokens_to_ids(self.seg_token)
+        keep = q_ids.index(self.tokenizer.convert_tokens_to_ids(self.image_token)) + 1
+        room = self.max_length - len(head) - len(tail)
+        if seg_id not in a_ids:
+            a_ids = a_ids[: max(room - len(q_ids), 1)]
+        budget = room - len(a_ids)
         if budget < keep:
             need = self.max_length - budget + keep
             raise ValueError(
@@ -134,16 +161,44 @@ class TokenizeConversation:
                 f'tokens, more than max_length={self.max_length}; raise max_length or '
                 'shorten the answer.'
             )
-        q_ids = q_ids[:budget]
-        ids = head + q_ids + tail + a_ids
-        labels = [LM_IGNORE_INDEX] * (len(ids) - len(a_ids)) + a_ids
+        return q_ids[:budget], a_ids
+
+    def __call__(self, results: dict) -> dict:
+        tok = self.tokenizer
+        name = results.get('img_path') or f'sample {results.get("sample_idx")}'
+        turns = self._turns(results, name)
+        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        head = bos + self._encode(self.template.head())
+        tail = self._encode(self.template.tail())
+        turn_head = self._encode(self.template.turn_head())
+        pieces = [
+            ((turn_head if k else []) + self._encode(q), self._encode(a) + [tok.eos_token_id])
+            for k, (q, a) in enumerate(turns)
+        ]
+        seg_id = tok.convert_tokens_to_ids(self.seg_token)
+        n_seg = [a_ids.count(seg_id) for _, a_ids in pieces]
+        gt_masks = results.get('gt_masks')
+        if gt_masks is not None and sum(n_seg) != len(gt_masks):
+            raise ValueError(
+                f'{name}: the answer {" / ".join(a for _, a in turns)!r} has {sum(n_seg)} '
+                f'{self.seg_token} tokens but there are {len(gt_masks)} masks.'
+            )
+        kept, length = [], len(head)
+        for q_ids, a_ids in pieces:
+            if kept and length + len(q_ids) + len(tail) + len(a_ids) > self.max_length:
+                break
+            kept.append((q_ids, a_ids))
+            length += len(q_ids) + len(tail) + len(a_ids)
+        if length > self.max_length:  # the first turn alone is too long
+            kept = [self._fit_single(head, tail, *kept[0], name)]
+        ids, labels = list(head), [LM_IGNORE_INDEX] * len(head)
+        for q_ids, a_ids in kept:
+            ids += q_ids + tail + a_ids
+            labels += [LM_IGNORE_INDEX] * (len(q_ids) + len(tail)) + a_ids
         results['input_ids'] = torch.tensor(ids, dtype=torch.long)
         results['labels'] = torch.tensor(labels, dtype=torch.long)
-        gt_masks = results.get('gt_masks')
-        n_seg = a_ids.count(tok.convert_tokens_to_ids(self.seg_token))
-        if gt_masks is not None and n_seg != len(gt_masks):
-            raise ValueError(
-                f'{name}: the answer {answer!r} has {n_seg} {self.seg_token} '
-                f'tokens but there are {len(gt_masks)} masks.'
-            )
+        if len(kept) < len(pieces):
+            results['dropped_turns'] = len(pieces) - len(kept)
+            if gt_masks is not None:
+                results['gt_masks'] = gt_masks[: sum(n_seg[: len(kept)])]
         return results

@@ -187,7 +187,13 @@ class LISA(BaseModel):
         raise ValueError(f'Invalid mode {mode!r}; expected "loss", "predict" or "tensor".')
 
     def _run(self, inputs: dict, data_samples: SampleList) -> tuple[dict, list[torch.Tensor]]:
-        """Backbone + neck + SAM: LM outputs and (n_i, H_i, W_i) mask logits per sample."""
+        """SAM + backbone + neck: LM outputs and (n_i, H_i, W_i) mask logits per sample.
+
+        The frozen SAM encoder runs first (as in LISA): its large transient activations
+        are freed before the LLM's activations for the backward pass are allocated.
+        """
+        counts = (inputs['input_ids'] == self.backbone.seg_token_id).sum(dim=1).tolist()
+        image_embeddings = self._embed_images(inputs['sam_images'], counts)  # (B, C, h, w)
         lm = self.backbone(
             inputs['input_ids'],
             inputs['attention_mask'],
@@ -195,21 +201,44 @@ class LISA(BaseModel):
             inputs.get('labels'),
         )
         seg_embeds = lm['seg_embeds']  # B x (n_i, D)
-        counts = [len(e) for e in seg_embeds]
-        prompts = self.neck(torch.cat(seg_embeds)).split(counts)  # B x (n_i, C)
-        image_embeddings = self.sam_encoder(inputs['sam_images'])  # (B, C, h, w)
-        low_res = self.head(image_embeddings, prompts)  # B x (n_i, 4h, 4w)
+        assert [len(e) for e in seg_embeds] == counts, 'one hidden state per <SEG>'
+        prompts = self._project(torch.cat(seg_embeds)).split(counts)  # B x (n_i, C)
+        low_res, lm['iou_scores'] = self.head(image_embeddings, prompts, return_iou=True)
+        # low_res: B x (n_i, 4h, 4w) logits; iou_scores: B x (n_i,) SAM-predicted IoUs
         masks = [
             self.head.postprocess(m, ds.metainfo['sam_resize'], ds.metainfo['ori_shape'])
             for m, ds in zip(low_res, data_samples)
         ]
         return lm, masks
 
+    def _embed_images(self, images: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+        """SAM embeddings (B, C, h, w) of the images whose sample has a ``<SEG>``.
+
+        Text-only samples (no ``<SEG>``, e.g. VQA) skip the SAM encoder: their rows
+        are zeros, and the head decodes no mask for them, so they add only the LM loss.
+        """
+        keep = [i for i, n in enumerate(counts) if n > 0]
+        if len(keep) == len(counts):
+            return self.sam_encoder(images)
+        if keep:
+            embeds = self.sam_encoder(images[keep])  # (B', C, h, w)
+            out = embeds.new_zeros((len(counts), *embeds.shape[1:]))
+            out[keep] = embeds
+            return out
+        side = self.sam_encoder.embedding_size
+        return images.new_zeros((len(counts), self.sam_encoder.out_channels, side, side))
+
     @staticmethod
     def _targets(masks: list[torch.Tensor], data_samples: SampleList) -> list[torch.Tensor]:
         """0/1 float targets (ignore pixels count as background, as in LISA training)."""
         targets = []
         for m, ds in zip(masks, data_samples):
+            if 'gt_masks' not in ds:
+                raise ValueError(
+                    f'Sample {ds.metainfo.get("img_path") or ds.metainfo.get("sample_idx")} '
+                    'has no gt_masks; training needs them, (0, H, W) for text-only samples: '
+                    'add a mask loader (e.g. LoadMaskAnnotations) to the pipeline.'
+                )
             gt = ds.gt_masks
             if len(gt) != len(m):
                 raise ValueError(
@@ -231,7 +260,11 @@ class LISA(BaseModel):
         return summarize_iou(inter, union)
 
     def loss(self, inputs: dict, data_samples: SampleList) -> dict[str, torch.Tensor]:
-        """Training losses (``loss_ce``, ``loss_bce``, ``loss_dice``) and batch gIoU/cIoU."""
+        """Training losses (``loss_ce``, ``loss_bce``, ``loss_dice``) and batch gIoU/cIoU.
+
+        Samples without ``<SEG>`` (text-only, e.g. VQA) add only to ``loss_ce``; a batch
+        of only such samples has ``loss_bce = loss_dice = 0`` and no gIoU/cIoU.
+        """
         lm, masks = self._run(inputs, data_samples)
         targets = self._targets(masks, data_samples)
         losses = dict(
@@ -240,19 +273,17 @@ class LISA(BaseModel):
             loss_dice=self.loss_dice(masks, targets),
         )
         device = losses['loss_ce'].device
-        losses.update(
-            {
-                k: torch.tensor(v, device=device)
-                for k, v in self._iou_stats(masks, data_samples).items()
-            }
-        )
+        if any(len(m) for m in masks):  # text-only batches: mask losses 0, no IoU
+            stats = self._iou_stats(masks, data_samples)
+            losses.update({k: torch.tensor(v, device=device) for k, v in stats.items()})
         return losses
 
     def predict(self, inputs: dict, data_samples: SampleList) -> SampleList:
         """Predict masks in ``self.predict_mode``.
 
         Teacher-forced (LISA's validation): masks from the given answer; fills
-        ``pred_masks`` (n_i, H, W) bool on CPU and, where targets exist, per-sample
+        ``pred_masks`` (n_i, H, W) bool and ``pred_iou_scores`` (n_i,) (SAM's predicted
+        IoU) on CPU and, where targets exist, per-sample
         ``losses``. Generate: see :meth:`predict_generate`.
         """
         if self.predict_mode == 'generate':
@@ -261,6 +292,7 @@ class LISA(BaseModel):
         ce = self.loss_ce(lm['logits'], lm['labels'], per_sample=True)  # (B,)
         for i, (m, ds) in enumerate(zip(masks, data_samples)):
             ds.pred_masks = (m > MASK_LOGIT_THRESHOLD).cpu()
+            ds.pred_iou_scores = lm['iou_scores'][i].detach().float().cpu()
             if 'gt_masks' in ds:
                 target = self._targets([m], [ds])
                 ds.losses = dict(
@@ -276,9 +308,9 @@ class LISA(BaseModel):
         """Generate each answer from its prompt and decode one mask per generated ``<SEG>``.
 
         The prompt is the input up to the first supervised label (the answer is cut
-        off). Fills ``pred_text``, ``num_generated_seg`` and ``pred_masks``; with targets,
-        missing masks count as empty predictions and extra ones are dropped, so the
-        metric compares one prediction per target.
+        off). Fills ``pred_text``, ``num_generated_seg``, ``pred_masks`` and
+        ``pred_iou_scores``; with targets, missing masks count as empty predictions and
+        extra ones are dropped, so the metric compares one prediction per target.
         """
         image_embeddings = self.sam_encoder(inputs['sam_images'])  # (B, C, h, w)
         for i, ds in enumerate(data_samples):
@@ -294,8 +326,9 @@ class LISA(BaseModel):
                 prompt, torch.ones_like(prompt), pixels, **self.generation_cfg
             )  # (1, L' + n)
             lm = self.backbone.forward_expanded(seq, torch.ones_like(seq), pixels)
-            prompts = self.neck(lm['seg_embeds'][0])  # (n, C)
-            low_res = self.head(image_embeddings[i : i + 1], [prompts])[0]
+            prompts = self._project(lm['seg_embeds'][0])  # (n, C)
+            low_res, ious = self.head(image_embeddings[i : i + 1], [prompts], return_iou=True)
+            low_res, ious = low_res[0], ious[0].float().cpu()  # (n, 4h, 4w), (n,)
             masks = (
                 self.head.postprocess(low_res, ds.metainfo['sam_resize'], ds.metainfo['ori_shape'])
                 > MASK_LOGIT_THRESHOLD
@@ -308,11 +341,18 @@ class LISA(BaseModel):
                 masks = _match_count(masks, len(ds.gt_masks))
                 ds.gt_masks = ds.gt_masks.cpu()
             ds.pred_masks = masks.cpu()
+            ds.pred_iou_scores = _match_count(ious, len(masks))  # 0 for padded masks
         return data_samples
+
+    def _project(self, seg_embeds: torch.Tensor) -> torch.Tensor:
+        """Neck on (N, D) ``<SEG>`` states, cast to the neck's dtype (a bf16 / fp16 or
+        quantized LLM may feed a float32 neck) -> (N, C)."""
+        dtype = next(self.neck.parameters()).dtype
+        return self.neck(seg_embeds.to(dtype))
 
     def _expanded_length(self, prompt: torch.Tensor) -> int:
         """Length of ``prompt`` (1, L) after ``<image>`` expansion."""
-        return prompt.shape[1] - 1 + self.backbone.num_image_tokens
+        return prompt.shape[1] - 1 + self.backbone.num_expanded_tokens
 
     def _forward(self, inputs: dict, data_samples: SampleList) -> list[torch.Tensor]:
         """Mask logits per sample, (n_i, H_i, W_i)."""

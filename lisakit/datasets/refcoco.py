@@ -1,0 +1,318 @@
+"""The refCOCO family (refcoco, refcoco+, refcocog, refclef) from the REFER release files.
+
+Layout (LISA's ``refer_seg`` folder)::
+
+    {data_root}/{dataset}/refs({split_by}).p    pickle: list of refs (ref_id, ann_id,
+                                                image_id, split, sentences[{sent}], ...)
+    {data_root}/{dataset}/instances.json        COCO: images, annotations (polygons / RLE)
+    {data_root}/{img_dir}/{file_name}           images/mscoco/images/train2014 (COCO) or
+                                                images/saiapr_tc-12 (refclef)
+
+Masks are decoded with pycocotools (:mod:`lisakit.datasets.coco_masks`) when a sample
+is read. The pickles are loaded with an unpickler that builds nothing but plain data,
+so a malicious file is refused instead of run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+from collections import defaultdict
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+
+from lisakit.registry import DATASETS
+
+from .bad_samples import SkipBadSamplesMixin
+from .class_queries import short_turns, val_query
+from .coco_masks import check_segmentation, segmentation_to_mask
+from .image_info import image_hw
+from .templates import ANSWER_LIST, SHORT_QUESTION_LIST, check_templates
+
+#: splitBy of each REFER dataset when not given (LISA: umd for refcocog, unc otherwise).
+DEFAULT_SPLIT_BY = dict(refcocog='umd')
+FALLBACK_SPLIT_BY = 'unc'
+#: Image folder (under data_root) of each dataset when not given.
+DEFAULT_IMG_DIRS = dict(refclef='images/saiapr_tc-12')
+COCO_IMG_DIR = 'images/mscoco/images/train2014'
+#: REFER's split names; testA/B/C match by substring and 'test' any test split, as
+#: REFER's ``getRefIds`` does.
+SPLITS = ('train', 'val', 'test', 'testA', 'testB', 'testC')
+REF_KEYS = ('ann_id', 'image_id', 'split', 'sentences')
+IMAGE_KEYS = ('file_name', 'height', 'width')
+#: The only globals a REFER pickle may name (Python 2 pickles spell builtins ``__builtin__``).
+SAFE_PICKLE_GLOBALS = frozenset(
+    (module, name)
+    for module in ('builtins', '__builtin__')
+    for name in ('set', 'frozenset', 'list', 'dict', 'tuple')
+)
+PICKLE_ENCODINGS = ('utf-8', 'latin1')
+
+
+class PlainDataUnpickler(pickle.Unpickler):
+    """An unpickler that builds only lists, dicts, strings, numbers and sets."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in SAFE_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f'refusing to build {module}.{name}: a REFER file holds only lists, dicts, '
+            'strings and numbers, and unpickling other objects could run code'
+        )
+
+
+def _error(path: str, reason: str, cls: type = ValueError) -> Exception:
+    err = cls(f'{path}: {reason}')
+    err.bad_file = path
+    return err
+
+
+def load_refer_pickle(path: str) -> list[dict]:
+    """Load a REFER ``refs(...).p`` with :class:`PlainDataUnpickler`.
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        ValueError: If it is not a pickled list of dicts or names any other object.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'REFER file {path!r} not found; set data_root to the folder holding '
+            f'{{dataset}}/refs(splitBy).p (e.g. data/refer_seg) and check dataset/split_by.'
+        )
+    with open(path, 'rb') as f:
+        data = f.read()
+    for encoding in PICKLE_ENCODINGS:  # Python 2 pickles hold byte strings
+        try:
+            refs = PlainDataUnpickler(io.BytesIO(data), encoding=encoding).load()
+            break
+        except UnicodeDecodeError:
+            continue
+        except Exception as err:  # any unpickling failure means a bad file
+            raise _error(path, f'not a valid REFER pickle ({err}).') from err
+    else:
+        raise _error(path, f'its strings are none of {PICKLE_ENCODINGS}.')
+    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+        raise _error(path, f'expected a pickled list of ref dicts, got {type(refs).__name__}.')
+    return refs
+
+
+def load_coco_instances(path: str) -> tuple[dict, dict]:
+    """``(images by id, annotations by id)`` of a COCO ``instances.json``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'COCO annotation file {path!r} not found; it ships with the REFER release '
+            'next to refs(splitBy).p.'
+        )
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _error(path, f'invalid JSON ({err}); re-download the file.') from err
+    if not isinstance(data, dict) or not {'images', 'annotations'} <= set(data):
+        raise _error(path, 'missing "images" / "annotations"; expected a COCO instances file.')
+    images = {img['id']: img for img in data['images'] if isinstance(img, dict) and 'id' in img}
+    anns = {a['id']: a for a in data['annotations'] if isinstance(a, dict) and 'id' in a}
+    return images, anns
+
+
+def split_matches(split: str, ref_split: str) -> bool:
+    """REFER's ``getRefIds`` split rule."""
+    if split == 'test':
+        return 'test' in ref_split
+    if split.startswith('test'):
+        return split in ref_split
+    return ref_split == split
+
+
+@DATASETS.register_module()
+class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
+    """Referring segmentation on refcoco / refcoco+ / refcocog / refclef.
+
+    Training: with ``num_classes_per_sample=1`` one sample per (ref, sentence), the
+    sentence asked through a short-question template; with N > 1 one sample per
+    image holding up to N of its sentences (drawn without replacement, seeded), one
+    conversation turn and one mask each. Evaluation (``test_mode``): every sentence of
+    every ref of the split is its own sample with LISA's prompt and answer ``<SEG>.``.
+
+    Args:
+        data_root: Folder holding ``{dataset}/`` and the image folders.
+        dataset: ``'refcoco'``, ``'refcoco+'``, ``'refcocog'`` or ``'refclef'``.
+        split_by: ``'unc'``, ``'umd'``, ``'google'``...; default umd for refcocog, unc
+            otherwise.
+        split: ``'train'``, ``'val'``, ``'test'``, ``'testA'``, ``'testB'`` (or ``'testC'``).
+        img_dir: Image folder, relative to ``data_root`` or absolute; default
+            ``images/saiapr_tc-12`` for refclef, ``images/mscoco/images/train2014``
+            otherwise.
+        num_classes_per_sample: Masks per training sample (LISA: 3).
+        answers / short_questions: Training templates (``{class_name}`` = sentence).
+        seed: Seed of the per-sample draws.
+        on_error: ``'raise'`` or ``'skip'`` (see :mod:`lisakit.datasets.bad_samples`).
+        **kwargs: ``pipeline``, ``indices``, ``test_mode``, ... of ``BaseDataset``.
+    """
+
+    METAINFO = dict(classes=('object',))
+
+    def __init__(
+        self,
+        data_root: str,
+        dataset: str = 'refcoco',
+        split_by: Optional[str] = None,
+        split: str = 'train',
+        img_dir: Optional[str] = None,
+        num_classes_per_sample: int = 1,
+        answers: Sequence[str] = tuple(ANSWER_LIST),
+        short_questions: Sequence[str] = tuple(SHORT_QUESTION_LIST),
+        seed: int = 0,
+        on_error: str = 'raise',
+        **kwargs,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f'split={split!r}; expected one of {SPLITS}.')
+        if num_classes_per_sample < 1:
+            raise ValueError(f'num_classes_per_sample={num_classes_per_sample}; expected >= 1.')
+        self._init_on_error(on_error)
+        self.dataset, self.split, self.seed = dataset, split, seed
+        self.split_by = split_by or DEFAULT_SPLIT_BY.get(dataset, FALLBACK_SPLIT_BY)
+        self.img_dir = img_dir or DEFAULT_IMG_DIRS.get(dataset, COCO_IMG_DIR)
+        self.num_classes_per_sample = num_classes_per_sample
+        check_templates(type(self).__name__, answers=answers, short_questions=short_questions)
+        self.answers, self.short_questions = list(answers), list(short_questions)
+        super().__init__(data_root=data_root, ann_file='', **kwargs)
+
+    @property
+    def refs_file(self) -> str:
+        """Path of the ``refs({split_by}).p`` pickle."""
+        return os.path.join(self.data_root, self.dataset, f'refs({self.split_by}).p')
+
+    @property
+    def instances_file(self) -> str:
+        """Path of the COCO ``instances.json``."""
+        return os.path.join(self.data_root, self.dataset, 'instances.json')
+
+    def _sentences(self, ref: dict, ref_id: Any) -> list[str]:
+        sents = ref['sentences']
+        if not isinstance(sents, list) or not sents:
+            raise _error(self.refs_file, f'ref {ref_id} has no sentences.')
+        texts = []
+        for sent in sents:
+            text = sent.get('sent') if isinstance(sent, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                raise _error(self.refs_file, f'ref {ref_id} has a sentence without text: {sent!r}.')
+            texts.append(text)
+        return texts
+
+    def _target(self, ref: dict, images: dict, anns: dict) -> dict:
+        """A validated ref: image path and size, segmentation, sentences."""
+        ref_id = ref.get('ref_id', '?')
+        missing = [k for k in REF_KEYS if k not in ref]
+        if missing:
+            raise _error(self.refs_file, f'ref {ref_id} misses keys {missing}; need {REF_KEYS}.')
+        ann, img = anns.get(ref['ann_id']), images.get(ref['image_id'])
+        if ann is None or img is None:
+            which = 'annotation' if ann is None else 'image'
+            key = ref['ann_id'] if ann is None else ref['image_id']
+            raise _error(self.instances_file, f'no {which} with id {key} (ref {ref_id}).')
+        missing = [k for k in IMAGE_KEYS if k not in img] + (
+            [] if 'segmentation' in ann else ['segmentation']
+        )
+        if missing:
+            raise _error(self.instances_file, f'ref {ref_id}: missing keys {missing}.')
+        try:
+            height, width = int(img['height']), int(img['width'])
+            check_segmentation(ann['segmentation'], height, width)
+        except (TypeError, ValueError) as err:
+            msg = f'annotation {ref["ann_id"]} (ref {ref_id}): {err}.'
+            raise _error(self.instances_file, msg) from err
+        img_path = os.path.join(self.data_root, self.img_dir, img['file_name'])
+        if not os.path.isfile(img_path):
+            msg = f'image of ref {ref_id} not found; check img_dir ({self.img_dir!r}).'
+            raise _error(img_path, msg, FileNotFoundError)
+        return dict(
+            ref_id=ref_id,
+            image_id=ref['image_id'],
+            img_path=img_path,
+            mask_size=(height, width),
+            segmentation=ann['segmentation'],
+            sentences=self._sentences(ref, ref_id),
+        )
+
+    def _targets(self) -> list[dict]:
+        refs = load_refer_pickle(self.refs_file)
+        images, anns = load_coco_instances(self.instances_file)
+        chosen = [r for r in refs if split_matches(self.split, str(r.get('split')))]
+        if not chosen:
+            present = sorted({str(r.get('split')) for r in refs})
+            raise ValueError(
+                f'{self.refs_file}: no ref in split {self.split!r}; its splits are {present}.'
+            )
+        targets = []
+        for ref in chosen:
+            try:
+                targets.append(self._target(ref, images, anns))
+            except (ValueError, FileNotFoundError) as err:
+                self._bad(err, getattr(err, 'bad_file', self.refs_file))
+        return targets
+
+    def _sample(self, idx: int, pairs: list[tuple[dict, str]]) -> dict:
+        """A data info for (target, sentence) pairs of one image."""
+        if self.test_mode:
+            text = val_query(pairs[0][1])
+        else:
+            rng = np.random.default_rng([self.seed, idx])
+            texts = [s for _, s in pairs]
+            text = short_turns(texts, rng, self.short_questions, self.answers)
+        first = pairs[0][0]
+        return dict(
+            **text,
+            sample_idx=idx,
+            img_path=first['img_path'],
+            mask_size=first['mask_size'],
+            segmentations=[t['segmentation'] for t, _ in pairs],
+            ref_ids=[t['ref_id'] for t, _ in pairs],
+            texts=[s for _, s in pairs],
+            query_type='short',
+            is_sentence=False,
+        )
+
+    def load_data_list(self) -> list[dict]:
+        """One sample per (ref, sentence), or per image with N > 1 in training."""
+        targets = self._targets()
+        self._log_skipped(f'refs of {self.dataset}({self.split_by}) {self.split}')
+        if not targets:
+            raise ValueError(
+                f'{self.refs_file}: no usable ref in split {self.split!r}; all '
+                f'{len(self.skipped)} were bad, e.g. {self.skipped[0][1]}'
+            )
+        if self.test_mode or self.num_classes_per_sample == 1:
+            pairs = [[(t, s)] for t in targets for s in t['sentences']]
+            return [self._sample(i, p) for i, p in enumerate(pairs)]
+        by_image = defaultdict(list)
+        for t in targets:
+            by_image[t['image_id']] += [(t, s) for s in t['sentences']]
+        data_list = []
+        for idx, image_id in enumerate(sorted(by_image, key=str)):
+            pool = by_image[image_id]
+            rng = np.random.default_rng([self.seed, idx, len(pool)])
+            num = min(self.num_classes_per_sample, len(pool))
+            picked = rng.choice(len(pool), size=num, replace=False)
+            data_list.append(self._sample(idx, [pool[int(i)] for i in picked]))
+        return data_list
+
+    def get_data_info(self, idx: int) -> dict:
+        """The sample with ``gt_masks`` (N, H, W) uint8 0/1 decoded from its
+        segmentations (one per ``<SEG>``)."""
+        info = super().get_data_info(idx)
+        height, width = info['mask_size']
+        actual = image_hw(info['img_path'])
+        if actual != (height, width):
+            raise ValueError(
+                f'{info["img_path"]}: the image is {actual[1]}x{actual[0]} (after EXIF '
+                f'rotation) but {self.instances_file} says {width}x{height}.'
+            )
+        masks = [segmentation_to_mask(s, height, width) for s in info.pop('segmentations')]
+        info['gt_masks'] = np.stack(masks)  # (N, H, W)
+        return info
