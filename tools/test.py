@@ -5,13 +5,12 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from lisakit.utils.runtime import (  # noqa: E402
     add_common_args,
+    build_runner,
     load_config,
-    prepare_cpu_distributed,
     setup_runtime,
 )
 
@@ -19,7 +18,7 @@ from lisakit.utils.runtime import (  # noqa: E402
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (evaluate) a lisakit model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file (a folder for DeepSpeed)')
     parser.add_argument('--out', help='JSON file to write the metrics to')
     parser.add_argument('--show-dir', help='dir to write mask overlays to')
     parser.add_argument('--show', action='store_true', help='display overlays')
@@ -29,7 +28,7 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Config:
     """Turn command-line flags into config edits."""
-    if not osp.isfile(args.checkpoint):
+    if not osp.exists(args.checkpoint):  # a file, or a folder for DeepSpeed / sharded FSDP
         raise FileNotFoundError(f'Checkpoint {args.checkpoint!r} not found.')
     cfg = load_config(args)
     cfg.load_from, cfg.resume = args.checkpoint, False
@@ -53,8 +52,7 @@ def main() -> int:
     args = parse_args()
     setup_runtime()
     cfg = build_config(args)
-    prepare_cpu_distributed(cfg)
-    Runner.from_cfg(cfg).test()
+    build_runner(cfg).test()
     return 0
 
 

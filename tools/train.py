@@ -5,13 +5,12 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from lisakit.utils.runtime import (  # noqa: E402
     add_common_args,
+    build_runner,
     load_config,
-    prepare_cpu_distributed,
     setup_runtime,
 )
 
@@ -49,8 +48,7 @@ def main() -> int:
     args = parse_args()
     setup_runtime()
     cfg = build_config(args)
-    prepare_cpu_distributed(cfg)
-    Runner.from_cfg(cfg).train()
+    build_runner(cfg).train()
     return 0
 
 

@@ -52,6 +52,17 @@ def test_sam_encoder_trainable_when_not_frozen():
     assert any(p.grad is not None for p in enc.parameters())
 
 
+def test_sam_encoder_images_per_forward_matches_whole_batch():
+    torch.manual_seed(0)
+    whole = MODELS.build(dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=64))
+    split = MODELS.build(
+        dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=64, images_per_forward=2)
+    )
+    split.load_state_dict(whole.state_dict())
+    x = torch.randn(5, 3, 64, 64)
+    torch.testing.assert_close(split(x), whole(x), rtol=1e-5, atol=1e-5)  # chunks 2 + 2 + 1
+
+
 @pytest.mark.parametrize('arch,dim', [('vit_b', 768), ('vit_l', 1024), ('vit_h', 1280)])
 def test_official_sam_sizes(arch, dim):
     with torch.device('meta'):

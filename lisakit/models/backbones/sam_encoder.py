@@ -6,11 +6,14 @@ from functools import partial
 from typing import Optional, Union
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from segment_anything.modeling import ImageEncoderViT
 
 from lisakit.registry import MODELS
 from lisakit.utils.checkpoint import load_sam_weights
+
+from .sam_cache import SAMEmbeddingCache, compute_mode, module_fingerprint
 
 #: SAM encoder sizes of the official checkpoints (``segment_anything/build_sam.py``).
 SAM_ENCODER_ARCHS = {
@@ -35,6 +38,15 @@ class SAMImageEncoder(BaseModule):
         checkpoint: Optional local SAM checkpoint (full SAM or encoder-only keys).
         frozen: Freeze the weights and run without gradients (LISA does).
         torch_dtype: Parameter dtype name (``'bfloat16'`` halves ViT-H's 2.5 GB).
+        images_per_forward: Encode at most this many images per forward pass (LISA
+            encodes one at a time): bounds the activations of ViT-H's global
+            attention (about 1.6 GB per 1024-px image in bf16). ``None``: the whole batch.
+        cache: Optional disk cache of the embeddings of a frozen encoder, e.g.
+            ``dict(dir='work_dirs/sam_cache')`` (arguments of ``SAMEmbeddingCache``).
+            Entries are keyed by the exact input bytes of each image and a fingerprint
+            of the encoder weights and config, so a changed image, preprocessing or
+            encoder never reads a stale one. Off (``None``) by default: a ViT-H entry
+            takes 256x64x64 x 4 bytes = 4 MiB of disk per image (docs/sam_cache.md).
         init_cfg: mmengine init config.
     """
 
@@ -45,9 +57,17 @@ class SAMImageEncoder(BaseModule):
         checkpoint: Optional[str] = None,
         frozen: bool = True,
         torch_dtype: str = 'float32',
+        images_per_forward: Optional[int] = None,
+        cache: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        if cache is not None and not frozen:
+            raise ValueError(
+                'model.sam_encoder.cache is set but model.sam_encoder.frozen=False: the '
+                'embeddings of a trained encoder change every step and cannot be cached; '
+                'set frozen=True or cache=None.'
+            )
         if isinstance(arch, str):
             if arch not in SAM_ENCODER_ARCHS:
                 raise ValueError(
@@ -56,9 +76,11 @@ class SAMImageEncoder(BaseModule):
                 )
             arch = SAM_ENCODER_ARCHS[arch]
         arch = {**SAM_ENCODER_DEFAULTS, **arch}
+        self._identity = dict(arch=arch, img_size=img_size, torch_dtype=torch_dtype)
         self.patch_size = arch['patch_size']
         self.out_channels = arch['out_chans']
         self.img_size = img_size
+        self.images_per_forward = images_per_forward
         self.encoder = ImageEncoderViT(
             img_size=img_size,
             norm_layer=partial(torch.nn.LayerNorm, eps=LAYER_NORM_EPS),
@@ -73,6 +95,8 @@ class SAMImageEncoder(BaseModule):
         if frozen:
             self.encoder.requires_grad_(False)
             self.encoder.eval()
+        self.cache = None if cache is None else SAMEmbeddingCache(**cache)
+        self._fingerprint: Optional[str] = None
 
     @property
     def embedding_size(self) -> int:
@@ -87,7 +111,7 @@ class SAMImageEncoder(BaseModule):
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Embed images.
+        """Embed images (read from the cache where one is set and holds them).
 
         Args:
             images: (B, 3, S, S) SAM-normalized, zero-padded images.
@@ -95,6 +119,39 @@ class SAMImageEncoder(BaseModule):
         Returns:
             (B, C, S/p, S/p) image embeddings.
         """
+        if self.cache is None:
+            return self._encode(images)
+        folder = self.cache.folder(self.fingerprint, compute_mode(images.device.type))
+        return self.cache.embed(images, self._encode, folder)
+
+    def _encode(self, images: torch.Tensor) -> torch.Tensor:
         dtype = next(self.encoder.parameters()).dtype
         with torch.set_grad_enabled(not self.frozen and torch.is_grad_enabled()):
-            return self.encoder(images.to(dtype))
+            chunks = images.split(self.images_per_forward or len(images))
+            return torch.cat([self.encoder(c.to(dtype)) for c in chunks])  # (B, C, S/p, S/p)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the encoder weights and config; computed once, reset when the
+        weights are loaded or converted (``load_state_dict``, ``.to(dtype)``)."""
+        if self._fingerprint is None:
+            self._fingerprint = module_fingerprint(self.encoder, self._identity)
+            if self.cache is not None:
+                self.cache.describe(self._fingerprint, self._identity)
+                print_log(
+                    f'SAM embedding cache: {self.cache.root}/{self._fingerprint}',
+                    logger='current',
+                )
+        return self._fingerprint
+
+    def reset_fingerprint(self) -> None:
+        """Hash the weights again on the next forward (after changing them in place)."""
+        self._fingerprint = None
+
+    def _apply(self, fn, *args, **kwargs):
+        self.reset_fingerprint()  # dtype conversions change the weights
+        return super()._apply(fn, *args, **kwargs)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self.reset_fingerprint()
+        super()._load_from_state_dict(*args, **kwargs)

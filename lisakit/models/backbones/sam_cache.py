@@ -1,0 +1,208 @@
+"""Disk cache of frozen SAM image embeddings (see ``docs/sam_cache.md``).
+
+Layout::
+
+    <dir>/<encoder fingerprint>/encoder.json                      what the fingerprint covers
+    <dir>/<encoder fingerprint>/<compute mode>/<k[:2]>/<k>.safetensors   one (C, h, w) embedding
+
+``k`` is the sha256 of the exact encoder input of one image (its bytes, dtype and shape:
+image content + preprocessing); the fingerprint is the sha256 of the encoder's weights
+and configuration; the compute mode names the autocast state. A change of any of them
+makes a new path, so a stale entry is never read. Entries are written atomically
+(temporary file + rename), so ranks and processes writing the same key concurrently only
+replace a complete file by an identical one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import os.path as osp
+from typing import Callable, Optional
+
+import torch
+from mmengine.logging import print_log
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from lisakit.utils.io import atomic_write, dump_json_atomic
+
+#: Bump when the key or file format changes: old entries then live in other folders.
+CACHE_FORMAT_VERSION = 1
+#: Tensor name inside each ``.safetensors`` entry.
+ENTRY_TENSOR = 'embedding'
+ENTRY_SUFFIX = '.safetensors'
+#: Characters of the key used as a sub-folder (256 folders keep listings short).
+SHARD_CHARS = 2
+#: Images looked up between two hit/miss log lines.
+DEFAULT_LOG_INTERVAL = 1000
+ENCODER_INFO_FILE = 'encoder.json'
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
+    """The raw bytes of a tensor (any dtype, bfloat16 included), on CPU."""
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return memoryview(flat.view(torch.uint8).numpy())
+
+
+def _update(digest, tensor: torch.Tensor) -> None:
+    """Hash dtype, shape and bytes, so equal bytes of another dtype/shape differ."""
+    digest.update(f'{tensor.dtype}{tuple(tensor.shape)}'.encode())
+    digest.update(_tensor_bytes(tensor))
+
+
+def image_key(image: torch.Tensor) -> str:
+    """sha256 of one encoder input (3, S, S): content, preprocessing, dtype and shape."""
+    digest = hashlib.sha256()
+    _update(digest, image)
+    return digest.hexdigest()
+
+
+def module_fingerprint(module: nn.Module, config: dict) -> str:
+    """sha256 of a module's ``state_dict`` (names, dtypes, shapes, bytes) and ``config``.
+
+    Args:
+        module: The encoder whose weights are hashed.
+        config: JSON-serializable settings that change its output (architecture, ...).
+    """
+    digest = hashlib.sha256()
+    header = dict(format=CACHE_FORMAT_VERSION, config=config)
+    digest.update(json.dumps(header, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        _update(digest, tensor)
+    return digest.hexdigest()
+
+
+def compute_mode(device_type: str) -> str:
+    """Name of the numerics the encoder runs with: autocast on/off and its dtype."""
+    if torch.is_autocast_enabled(device_type):
+        dtype = str(torch.get_autocast_dtype(device_type)).replace('torch.', '')
+        return f'autocast_{dtype}'
+    return 'no_autocast'
+
+
+class SAMEmbeddingCache:
+    """Per-image SAM embeddings on disk, keyed by input bytes and encoder fingerprint.
+
+    Args:
+        dir: Root folder of the cache (created on first write); shared by every
+            encoder and preprocessing, which get separate sub-folders.
+        log_interval: Log the hit/miss counts every this many looked-up images
+            (``0``: never; read :attr:`hits` / :attr:`misses` instead).
+
+    Attributes:
+        hits: Images whose embedding was read from disk.
+        misses: Images whose embedding was computed (and written).
+    """
+
+    def __init__(self, dir: str, log_interval: int = DEFAULT_LOG_INTERVAL) -> None:
+        if not isinstance(dir, str) or not dir:
+            raise ValueError(
+                f'model.sam_encoder.cache.dir={dir!r}; expected a folder path such as '
+                "cache=dict(dir='work_dirs/sam_cache')."
+            )
+        self.root = dir
+        self.log_interval = log_interval
+        self.hits = 0
+        self.misses = 0
+        self._write_failed = False
+
+    def folder(self, fingerprint: str, mode: str) -> str:
+        """Folder holding the entries of one encoder fingerprint and compute mode."""
+        return osp.join(self.root, fingerprint, mode)
+
+    def describe(self, fingerprint: str, info: dict) -> None:
+        """Write ``encoder.json`` (what the fingerprint covers) once per fingerprint."""
+        path = osp.join(self.root, fingerprint, ENCODER_INFO_FILE)
+        if not osp.exists(path):
+            self._guard_write(
+                path, lambda: dump_json_atomic(dict(info, format=CACHE_FORMAT_VERSION), path)
+            )
+
+    def path(self, folder: str, key: str) -> str:
+        """File of one entry."""
+        return osp.join(folder, key[:SHARD_CHARS], key + ENTRY_SUFFIX)
+
+    def embed(
+        self,
+        images: torch.Tensor,
+        encode: Callable[[torch.Tensor], torch.Tensor],
+        folder: str,
+    ) -> torch.Tensor:
+        """Embeddings of ``images``, read from disk where cached, else encoded and stored.
+
+        Args:
+            images: (B, 3, S, S) encoder inputs.
+            encode: The encoder: (m, 3, S, S) -> (m, C, h, w); called once on the misses.
+            folder: :meth:`folder` of the current encoder and compute mode.
+
+        Returns:
+            (B, C, h, w) embeddings in the encoder's output dtype, on ``images.device``.
+        """
+        host = images.detach().cpu()  # one device->host copy for all keys
+        keys = [image_key(img) for img in host]
+        found = [self._read(self.path(folder, k), images.device) for k in keys]
+        missing = [i for i, emb in enumerate(found) if emb is None]
+        if missing:
+            computed = encode(images[missing])  # (m, C, h, w)
+            for i, emb in zip(missing, computed):
+                found[i] = emb
+                self._write(self.path(folder, keys[i]), emb)
+        self._count(len(keys) - len(missing), len(missing))
+        return torch.stack(found)  # (B, C, h, w)
+
+    def _read(self, path: str, device: torch.device) -> Optional[torch.Tensor]:
+        if not osp.exists(path):
+            return None
+        try:
+            return load_file(path)[ENTRY_TENSOR].to(device)
+        except (OSError, SafetensorError, KeyError) as err:
+            print_log(
+                f'SAM embedding cache: unreadable entry {path} ({err}); recomputing it.',
+                logger='current',
+                level=logging.WARNING,
+            )
+            with contextlib.suppress(FileNotFoundError):  # another rank may remove it too
+                os.remove(path)
+            return None
+
+    def _write(self, path: str, embedding: torch.Tensor) -> None:
+        if osp.exists(path):  # another rank or process wrote it meanwhile
+            return
+        tensors = {ENTRY_TENSOR: embedding.detach().cpu().contiguous()}
+        self._guard_write(path, lambda: atomic_write(path, lambda tmp: save_file(tensors, tmp)))
+
+    def _guard_write(self, path: str, write: Callable[[], None]) -> None:
+        """Run ``write``; a failure (full disk, read-only folder) warns once, never raises."""
+        try:
+            write()
+        except OSError as err:  # a full disk slows training down but must not stop it
+            if not self._write_failed:
+                print_log(
+                    f'SAM embedding cache: cannot write {path} ({err}); embeddings are '
+                    'computed as without a cache until writing works again.',
+                    logger='current',
+                    level=logging.WARNING,
+                )
+            self._write_failed = True
+
+    def _count(self, hits: int, misses: int) -> None:
+        before = (self.hits + self.misses) // max(self.log_interval, 1)
+        self.hits += hits
+        self.misses += misses
+        after = (self.hits + self.misses) // max(self.log_interval, 1)
+        if self.log_interval > 0 and after > before:
+            print_log(f'SAM embedding cache: {self.summary()}', logger='current')
+
+    def summary(self) -> str:
+        """``'H hits, M misses (P% hits) in ROOT'``."""
+        total = max(self.hits + self.misses, 1)
+        return (
+            f'{self.hits} hits, {self.misses} misses ({100 * self.hits / total:.1f}% hits) '
+            f'in {self.root}'
+        )
