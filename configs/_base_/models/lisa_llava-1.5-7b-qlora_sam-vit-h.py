@@ -22,9 +22,19 @@ model = dict(
         ),
         train_seg_token_rows=True,
         gradient_checkpointing=True,
+        # peft's prepare_model_for_kbit_training would upcast every unquantized weight
+        # (CLIP, embeddings, LM head) to fp32: +1.1 GiB for 7B. Training runs in bf16 AMP,
+        # so keep them bf16 (gradient checkpointing is enabled without it).
+        prepare_kbit=False,
     ),
     sam_encoder=dict(
-        type='SAMImageEncoder', arch='vit_h', checkpoint=sam_checkpoint, torch_dtype='bfloat16'
+        type='SAMImageEncoder',
+        arch='vit_h',
+        checkpoint=sam_checkpoint,
+        torch_dtype='bfloat16',
+        # One image per ViT-H forward, as LISA does: the global attention of a 1024-px
+        # image takes ~1.5 GiB of activations (docs/benchmarks.md, peak GPU memory).
+        images_per_forward=1,
     ),
     neck=dict(type='SegProjector', out_channels=256),
     head=dict(type='SAMHead', checkpoint=sam_checkpoint),
