@@ -158,3 +158,27 @@ def test_data_preprocessor_pads_and_stacks():
     assert out['sam_images'].shape == (2, 3, 8, 8) and out['clip_images'].shape == (2, 3, 4, 4)
     with pytest.raises(KeyError, match='PackLISAInputs'):
         pre(dict(inputs=dict(input_ids=ids)))
+
+
+@pytest.mark.parametrize('rows', [1, 3, 16])
+def test_sam_encoder_query_chunked_attention_matches_sam(rows):
+    torch.manual_seed(0)
+    sam = MODELS.build(dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=64))
+    for block in sam.encoder.blocks:  # non-zero relative positions (SAM inits them to 0)
+        torch.nn.init.normal_(block.attn.rel_pos_h)
+        torch.nn.init.normal_(block.attn.rel_pos_w)
+    chunked = MODELS.build(
+        dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=64, attention_query_rows=rows)
+    )
+    chunked.load_state_dict(sam.state_dict())
+    kinds = [type(b.attn).__name__ for b in chunked.encoder.blocks]
+    assert kinds == ['Attention', 'QueryChunkedAttention']  # only the global block
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(chunked(x), sam(x), rtol=1e-5, atol=1e-5)
+
+
+def test_sam_encoder_query_rows_must_be_positive():
+    with pytest.raises(ValueError, match='attention_query_rows'):
+        MODELS.build(
+            dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=64, attention_query_rows=0)
+        )

@@ -18,3 +18,10 @@ def test_pipeline_benchmark_reports_throughput():
     assert proc.returncode == 0, output(proc)
     rate = re.search(r'0 workers: ([\d.]+) samples/s', proc.stdout)
     assert rate and float(rate.group(1)) > 0
+
+
+def test_sam_attention_memory_tool_compares_both_variants():
+    proc = run_tool('analysis_tools/sam_attention_memory.py', '--rows', '4', '--grid', '16')
+    assert proc.returncode == 0, output(proc)
+    lines = [line for line in proc.stdout.splitlines() if 'peak' in line]
+    assert len(lines) == 2 and "SAM's attention" in lines[0] and '4 rows' in lines[1]

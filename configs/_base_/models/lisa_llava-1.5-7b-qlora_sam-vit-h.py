@@ -35,6 +35,9 @@ model = dict(
         # One image per ViT-H forward, as LISA does: the global attention of a 1024-px
         # image takes ~1.5 GiB of activations (docs/benchmarks.md, peak GPU memory).
         images_per_forward=1,
+        # Global attention 16 query rows at a time (exact): 1.55 -> 0.42 GiB per block and
+        # image in bf16 (measured on CPU, tools/analysis_tools/sam_attention_memory.py).
+        attention_query_rows=16,
     ),
     neck=dict(type='SegProjector', out_channels=256),
     head=dict(type='SAMHead', checkpoint=sam_checkpoint),

@@ -13,6 +13,7 @@ from segment_anything.modeling import ImageEncoderViT
 from lisakit.registry import MODELS
 from lisakit.utils.checkpoint import load_sam_weights
 
+from .sam_attention import chunk_global_attention
 from .sam_cache import SAMEmbeddingCache, compute_mode, module_fingerprint
 
 #: SAM encoder sizes of the official checkpoints (``segment_anything/build_sam.py``).
@@ -41,6 +42,9 @@ class SAMImageEncoder(BaseModule):
         images_per_forward: Encode at most this many images per forward pass (LISA
             encodes one at a time): bounds the activations of ViT-H's global
             attention (about 1.6 GB per 1024-px image in bf16). ``None``: the whole batch.
+        attention_query_rows: Compute the global attention for this many rows of the
+            64 x 64 query grid at a time (same result, a fraction of the activation
+            memory; see ``sam_attention.py``). ``None``: segment_anything's attention.
         cache: Optional disk cache of the embeddings of a frozen encoder, e.g.
             ``dict(dir='work_dirs/sam_cache')`` (arguments of ``SAMEmbeddingCache``).
             Entries are keyed by the exact input bytes of each image and a fingerprint
@@ -58,6 +62,7 @@ class SAMImageEncoder(BaseModule):
         frozen: bool = True,
         torch_dtype: str = 'float32',
         images_per_forward: Optional[int] = None,
+        attention_query_rows: Optional[int] = None,
         cache: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
@@ -76,7 +81,12 @@ class SAMImageEncoder(BaseModule):
                 )
             arch = SAM_ENCODER_ARCHS[arch]
         arch = {**SAM_ENCODER_DEFAULTS, **arch}
-        self._identity = dict(arch=arch, img_size=img_size, torch_dtype=torch_dtype)
+        self._identity = dict(
+            arch=arch,
+            img_size=img_size,
+            torch_dtype=torch_dtype,
+            attention_query_rows=attention_query_rows,
+        )
         self.patch_size = arch['patch_size']
         self.out_channels = arch['out_chans']
         self.img_size = img_size
@@ -88,6 +98,7 @@ class SAMImageEncoder(BaseModule):
             use_rel_pos=True,
             **arch,
         )
+        chunk_global_attention(self.encoder, attention_query_rows)
         if checkpoint is not None:
             load_sam_weights(self.encoder, checkpoint, prefix='image_encoder.')
         self.encoder.to(getattr(torch, torch_dtype))
