@@ -18,7 +18,10 @@ sam_checkpoint = 'data/sam_vit_h_4b8939.pth'
 data_root = 'data/reason_seg/ReasonSeg'
 model = dict(
     backbone=dict(tokenizer=llava_path, pretrained=llava_path),
-    sam_encoder=dict(checkpoint=sam_checkpoint),
+    # ReasonSeg is small (239 train + 200 val images, no augmentation of the SAM input), so
+    # the frozen ViT-H embeddings are cached on disk (bf16, 2 MiB per image, ~0.9 GB) and
+    # the encoder runs once per image (docs/sam_cache.md). Drop the cache for large mixes.
+    sam_encoder=dict(checkpoint=sam_checkpoint, cache=dict(dir='work_dirs/sam_cache')),
     head=dict(checkpoint=sam_checkpoint),
 )
 pipeline = [

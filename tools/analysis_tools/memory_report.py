@@ -181,6 +181,9 @@ def model_config(
         backbone['tokenizer'] = word_tokenizer()
         for part in ('sam_encoder', 'head'):
             model[part]['checkpoint'] = None
+    # Measure the encoder itself: a warm embedding cache would skip it (and random weights
+    # would fill the cache folder with entries no run can use).
+    model['sam_encoder'].pop('cache', None)
     quantization = backbone.get('quantization') or {}
     if meta:
         backbone['quantization'] = None  # bitsandbytes needs real weights; estimated below
