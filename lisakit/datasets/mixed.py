@@ -5,7 +5,9 @@ with probability ``rate_k / sum(rates)``, then a uniform index inside it. Becaus
 choice is a function of ``(seed, index)`` only, the mix is the same in every run,
 process and dataloader worker; mmengine's ``DefaultSampler`` splits the indices
 between DDP ranks (disjoint, and together one epoch), and :class:`FreshDrawSampler`
-moves every epoch to new indices, i.e. new draws, as LISA re-draws every step.
+moves every epoch to new indices, i.e. new draws, as LISA re-draws every step. The
+draw index also seeds the source's own choices (templates, classes, sentences; see
+:mod:`lisakit.datasets.draws`), so a sample drawn again is asked anew.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from lisakit.registry import DATASETS
+
+from .draws import mixed_draw
 
 
 @DATASETS.register_module()
@@ -98,11 +102,13 @@ class MixedDataset:
     def get_data_info(self, idx: int) -> dict:
         """The drawn source item before its pipeline."""
         k, local = self.source_of(idx)
-        return self.datasets[k].get_data_info(local)
+        with mixed_draw(self.seed, idx):  # the source's own choices depend on the draw
+            return self.datasets[k].get_data_info(local)
 
     def __getitem__(self, idx: int):
         k, local = self.source_of(idx)
-        return self.datasets[k][local]
+        with mixed_draw(self.seed, idx):
+            return self.datasets[k][local]
 
     def __len__(self) -> int:
         return self.num_samples

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import glob
 import json
-import logging
 import os
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 from mmengine.dataset import BaseDataset
-from mmengine.logging import print_log
 
 from lisakit.registry import DATASETS, TRANSFORMS
 from lisakit.utils.constants import IGNORE_INDEX, IMAGE_TOKEN
 
+from .bad_samples import DATA_ERRORS, SkipBadSamplesMixin
+from .draws import sample_rng
 from .templates import (
     ANSWER_LIST,
     EXPLANATORY_QUESTION_LIST,
@@ -34,12 +34,14 @@ from .templates import (
 )
 
 QUERY_TYPES = ('all', 'short', 'long')
-ON_ERROR = ('raise', 'skip')
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 #: LISA's validation prompts (note the space after the newline, as in LISA).
 VAL_LONG_PROMPT = '<image>\n {text} Please output segmentation mask.'
 VAL_SHORT_PROMPT = '<image>\n What is {text} in this image? Please output segmentation mask.'
 POLYLINE_THICKNESS = 1
+#: A shape's ``points`` are (K, 2) [x, y] pairs.
+POINTS_NDIM = 2
+POINT_COORDS = 2
 #: LISA's explanatory answers: (question, answer) kinds of a training sample.
 ANSWER_TYPES = ('seg', 'seg+explanation', 'explanation')
 EXPLANATORY_KEYS = ('image', 'outputs')
@@ -69,6 +71,28 @@ def read_reasonseg_json(json_path: str) -> dict:
     return data
 
 
+def _shape_points(shape: dict, k: int, json_path: str) -> np.ndarray:
+    """(K, 2) int32 points of shape ``k`` (truncated, as LISA), checked so that a bad shape
+    raises a ``ValueError`` naming the file instead of a bare cv2 assertion."""
+    label = shape.get('label') if isinstance(shape, dict) else None
+    try:
+        points = np.asarray(shape.get('points'), dtype=np.float64)  # (K, 2) x, y
+    except (AttributeError, TypeError, ValueError):
+        points = None
+    if (
+        points is None
+        or points.ndim != POINTS_NDIM
+        or points.shape[0] < 1
+        or points.shape[1] != POINT_COORDS
+        or not np.isfinite(points).all()
+    ):
+        raise ValueError(
+            f'{json_path}: shape {k} (label {label!r}): "points" must be a non-empty list of '
+            'finite [x, y] pairs; fix or remove the shape.'
+        )
+    return points.astype(np.int32)
+
+
 def _fill(canvas: np.ndarray, points: np.ndarray, value: int) -> None:
     cv2.polylines(canvas, [points], True, value, POLYLINE_THICKNESS)
     cv2.fillPoly(canvas, [points], value)
@@ -92,11 +116,11 @@ def load_reasonseg_annotation(json_path: str, image_size: Sequence[int]) -> tupl
     data = read_reasonseg_json(json_path)
     height, width = int(image_size[0]), int(image_size[1])
     painted = []
-    for shape in data['shapes']:
-        label = str(shape.get('label', ''))
+    for k, shape in enumerate(data['shapes']):
+        label = str(shape.get('label', '')) if isinstance(shape, dict) else ''
         if label.lower() == 'flag':
             continue
-        points = np.asarray(shape.get('points', []), dtype=np.float64).astype(np.int32)
+        points = _shape_points(shape, k, json_path)  # (K, 2) int32
         area_map = np.zeros((height, width), dtype=np.uint8)
         _fill(area_map, points, 1)
         value = IGNORE_INDEX if 'ignore' in label.lower() else 1
@@ -136,7 +160,7 @@ def load_explanations(path: str) -> list[dict]:
 
 
 @DATASETS.register_module()
-class ReasonSegDataset(BaseDataset):
+class ReasonSegDataset(SkipBadSamplesMixin, BaseDataset):
     """LISA's ReasonSeg: in training one sample per (image, query), or per group of up
     to ``num_classes_per_sample`` queries of an image (one turn each, all with the
     image's mask, as LISA); in evaluation the first query of each image (as LISA
@@ -159,7 +183,8 @@ class ReasonSegDataset(BaseDataset):
         seed: Seed for the per-sample template and answer-type choices.
         on_error: ``'raise'`` stops at the first unreadable annotation with a message
             naming the file; ``'skip'`` leaves it out, counts it in ``skipped`` and logs
-            a warning.
+            a warning, and in training also replaces a sample that fails when read
+            (undecodable image, bad shape; counted in ``runtime_skips``).
         **kwargs: ``pipeline``, ``indices``, ``test_mode``, ... of ``BaseDataset``.
     """
 
@@ -193,12 +218,8 @@ class ReasonSegDataset(BaseDataset):
         self.explanatory_questions = list(explanatory_questions)
         if query_type not in QUERY_TYPES:
             raise ValueError(f'query_type={query_type!r}; expected one of {QUERY_TYPES}.')
-        if on_error not in ON_ERROR:
-            raise ValueError(f'on_error={on_error!r}; expected one of {ON_ERROR}.')
+        self._init_on_error(on_error)
         self.split, self.query_type, self.seed = split, query_type, seed
-        self.on_error = on_error
-        #: (annotation path, reason) of every annotation skipped with on_error='skip'.
-        self.skipped: list[tuple[str, str]] = []
         self.answers, self.short_questions = list(answers), list(short_questions)
         self.long_questions = list(long_questions)
         super().__init__(data_root=data_root, ann_file='', **kwargs)
@@ -240,8 +261,9 @@ class ReasonSegDataset(BaseDataset):
     def _train_sample(
         self, idx: int, texts: Sequence[str], is_sentence: bool, explanation: Optional[str]
     ) -> dict:
-        """One turn per query, all with the image's mask, answered as LISA does."""
-        rng = np.random.default_rng([self.seed, idx])
+        """One turn per query, all with the image's mask, answered as LISA does (drawn
+        when the sample is read: anew at every ``MixedDataset`` draw)."""
+        rng = sample_rng(self.seed, idx)
         answer_type = ANSWER_TYPES[0]
         if explanation is not None:
             explain_only = rng.random() < self.explanatory
@@ -282,10 +304,8 @@ class ReasonSegDataset(BaseDataset):
             json_path = os.path.splitext(img_path)[0] + '.json'
             try:
                 data = read_reasonseg_json(json_path)
-            except (FileNotFoundError, ValueError) as err:
-                if self.on_error == 'raise':
-                    raise
-                self.skipped.append((json_path, str(err)))
+            except DATA_ERRORS as err:
+                self._bad(err, json_path)
                 continue
             is_sentence = bool(data.get('is_sentence', False))
             if self.query_type != 'all' and is_sentence != (self.query_type == 'long'):
@@ -295,7 +315,7 @@ class ReasonSegDataset(BaseDataset):
             else:
                 explanation = explanations.get(os.path.basename(img_path))
                 samples = [
-                    self._train_sample(len(data_list) + i, group, is_sentence, explanation)
+                    dict(entry_idx=len(data_list) + i, texts=group, explanation=explanation)
                     for i, group in enumerate(chunk(data['text'], self.num_classes_per_sample))
                 ]
             for sample in samples:
@@ -307,11 +327,14 @@ class ReasonSegDataset(BaseDataset):
                     query_type='long' if is_sentence else 'short',
                 )
                 data_list.append(sample)
-        if self.skipped:
-            print_log(
-                f'ReasonSegDataset skipped {len(self.skipped)} bad annotation(s) in '
-                f'{self.split}, e.g. {self.skipped[0][1]}',
-                logger='current',
-                level=logging.WARNING,
-            )
+        self._log_skipped(f'annotation(s) in {self.split}')
         return data_list
+
+    def get_data_info(self, idx: int) -> dict:
+        """The sample; a training sample's templates and answer type are drawn here."""
+        info = super().get_data_info(idx)
+        if 'entry_idx' in info:
+            entry, texts = info.pop('entry_idx'), info.pop('texts')
+            explanation = info.pop('explanation')
+            info.update(self._train_sample(entry, texts, info['is_sentence'], explanation))
+        return info

@@ -30,6 +30,7 @@ from lisakit.registry import DATASETS
 from .bad_samples import SkipBadSamplesMixin
 from .class_queries import short_turns, val_query
 from .coco_masks import check_segmentation, segmentation_to_mask
+from .draws import sample_rng
 from .image_info import image_hw
 from .templates import ANSWER_LIST, SHORT_QUESTION_LIST, check_templates
 
@@ -258,17 +259,12 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
         return targets
 
     def _sample(self, idx: int, pairs: list[tuple[dict, str]]) -> dict:
-        """A data info for (target, sentence) pairs of one image."""
-        if self.test_mode:
-            text = val_query(pairs[0][1])
-        else:
-            rng = np.random.default_rng([self.seed, idx])
-            texts = [s for _, s in pairs]
-            text = short_turns(texts, rng, self.short_questions, self.answers)
+        """A data info for (target, sentence) pairs of one image (in training with N > 1
+        all of the image's pairs: :meth:`_draw` picks N of them when the sample is read)."""
         first = pairs[0][0]
-        return dict(
-            **text,
+        info = dict(
             sample_idx=idx,
+            entry_idx=idx,
             img_path=first['img_path'],
             mask_size=first['mask_size'],
             segmentations=[t['segmentation'] for t, _ in pairs],
@@ -277,6 +273,23 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
             query_type='short',
             is_sentence=False,
         )
+        if self.test_mode:
+            info.update(val_query(pairs[0][1]))
+        return info
+
+    def _draw(self, info: dict) -> None:
+        """Training draws, made when the sample is read (new ones at every
+        ``MixedDataset`` draw): up to N of the image's sentences, then the templates."""
+        entry = info.pop('entry_idx')
+        if self.num_classes_per_sample > 1:
+            pool = len(info['texts'])
+            rng = sample_rng(self.seed, entry, pool)
+            num = min(self.num_classes_per_sample, pool)
+            picked = [int(i) for i in rng.choice(pool, size=num, replace=False)]
+            for key in ('segmentations', 'ref_ids', 'texts'):
+                info[key] = [info[key][i] for i in picked]
+        rng = sample_rng(self.seed, entry)
+        info.update(short_turns(info['texts'], rng, self.short_questions, self.answers))
 
     def load_data_list(self) -> list[dict]:
         """One sample per (ref, sentence), or per image with N > 1 in training."""
@@ -293,19 +306,15 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
         by_image = defaultdict(list)
         for t in targets:
             by_image[t['image_id']] += [(t, s) for s in t['sentences']]
-        data_list = []
-        for idx, image_id in enumerate(sorted(by_image, key=str)):
-            pool = by_image[image_id]
-            rng = np.random.default_rng([self.seed, idx, len(pool)])
-            num = min(self.num_classes_per_sample, len(pool))
-            picked = rng.choice(len(pool), size=num, replace=False)
-            data_list.append(self._sample(idx, [pool[int(i)] for i in picked]))
-        return data_list
+        return [self._sample(i, by_image[key]) for i, key in enumerate(sorted(by_image, key=str))]
 
     def get_data_info(self, idx: int) -> dict:
         """The sample with ``gt_masks`` (N, H, W) uint8 0/1 decoded from its
         segmentations (one per ``<SEG>``)."""
         info = super().get_data_info(idx)
+        if not self.test_mode:
+            self._draw(info)
+        info.pop('entry_idx', None)
         height, width = info['mask_size']
         actual = image_hw(info['img_path'])
         if actual != (height, width):

@@ -23,6 +23,7 @@ from lisakit.utils.constants import IGNORE_INDEX
 
 from .bad_samples import SkipBadSamplesMixin
 from .class_queries import short_turns, val_query
+from .draws import sample_rng
 from .image_info import image_hw
 from .semseg_classes import load_class_names
 from .templates import ANSWER_LIST, SHORT_QUESTION_LIST, check_templates
@@ -215,7 +216,7 @@ class SemanticSegDataset(SkipBadSamplesMixin, BaseDataset):
                 f'{info["seg_path"]}: no pixel of any class (all unlabelled or ignored); '
                 "LISA redraws such images: set on_error='skip' to do the same."
             )
-        rng = np.random.default_rng([self.seed, info['image_idx']])
+        rng = sample_rng(self.seed, info['image_idx'])
         num = min(self.num_classes_per_sample, len(present))
         return [int(c) for c in rng.choice(present, size=num, replace=False)]
 
@@ -235,7 +236,7 @@ class SemanticSegDataset(SkipBadSamplesMixin, BaseDataset):
             text = val_query(self.class_names[class_ids[0]])
         else:
             class_ids = self._draw_classes(info, label)
-            rng = np.random.default_rng([self.seed, info['image_idx'], len(class_ids)])
+            rng = sample_rng(self.seed, info['image_idx'], len(class_ids))
             names = [self.class_names[c] for c in class_ids]
             text = short_turns(names, rng, self.short_questions, self.answers)
         masks = (label[None] == np.array(class_ids)[:, None, None]).astype(np.uint8)  # (N, H, W)

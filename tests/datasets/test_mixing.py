@@ -265,3 +265,52 @@ def test_check_dataset_walks_a_nested_mix(tmp_path):
     assert file2.endswith('train.jsonl:3') and 'polygon 1 spans x 30..40' in why2
     assert src3 == 'RefCOCODataset (datasets[1][0])' and file3.endswith('instances.json')
     assert 'annotation 12 (ref 1): RLE runs add up to 53 pixels' in why3
+
+
+# ----------------------------------------------------------------- fresh choices per draw
+def test_a_sample_drawn_again_gets_new_choices(lisa_data):
+    """LISA re-draws classes, sentences, templates and the explanatory answer type at every
+    visit; inside a mix, draw i seeds them (they used to be fixed per sample forever)."""
+    reason = str(lisa_data / 'reason_seg' / 'ReasonSeg')
+    sources = dict(
+        sem=(
+            DATASETS.build(dict(type='SemanticSegDataset', data_root=str(lisa_data / 'ade20k'))),
+            'class_names',
+        ),
+        refer=(
+            DATASETS.build(
+                dict(
+                    type='RefCOCODataset',
+                    data_root=str(lisa_data / 'refer_seg'),
+                    num_classes_per_sample=2,
+                )
+            ),
+            'texts',
+        ),
+        reason=(
+            DATASETS.build(
+                dict(type='ReasonSegDataset', data_root=reason, split='train', explanatory=0.5)
+            ),
+            'answer_type',
+        ),
+    )
+    for name, (source, key) in sources.items():
+        mix = MixedDataset([source], num_samples=10, seed=0)
+        seen = {}
+        for i in range(40):
+            info = mix.get_data_info(i)
+            seen.setdefault(info['img_path'], set()).add((str(info[key]), info['question']))
+            again = mix.get_data_info(i)  # the same draw gives the same sample
+            assert (again[key], again['question']) == (info[key], info['question']), name
+        assert all(len(choices) > 1 for choices in seen.values()), (name, seen)
+        # outside a mix a sample is a fixed function of (seed, index), as before
+        assert source.get_data_info(0)['question'] == source.get_data_info(0)['question']
+    # the masks follow the drawn texts
+    refer, _ = sources['refer']
+    mix = MixedDataset([refer], num_samples=10, seed=0)
+    boxes = {'left box': 11, 'small one': 11, 'right box': 12}
+    for i in range(10):
+        info = mix.get_data_info(i)
+        assert len(info['texts']) == 2 == len(info['gt_masks'])
+        for text, mask in zip(info['texts'], info['gt_masks']):
+            assert mask[3, 3 if boxes[text] == 11 else 10] == 1, (text, mask)

@@ -61,6 +61,17 @@ def test_bad_annotations_name_the_file(tmp_path):
         load_reasonseg_annotation(str(tmp_path / 'nope.json'), (4, 4))
 
 
+@pytest.mark.parametrize(
+    'points', [[], None, [[1, 2, 3], [4, 5, 6]], [[1, float('nan')], [3, 4]], [[1, 'a']]]
+)
+def test_malformed_shape_points_name_the_file_and_shape(tmp_path, points):
+    # cv2 used to fail with a bare assertion (no file) and NaN cast silently to garbage
+    shapes = [dict(label='target', points=rect(1, 1, 2, 2)), dict(label='x', points=points)]
+    path = write_sample(tmp_path, 'bad', shapes, ['x'], False)
+    with pytest.raises(ValueError, match=r'bad.json: shape 1 \(label .x.\): "points" must be'):
+        load_reasonseg_annotation(str(path), (4, 4))
+
+
 def test_cp1252_annotation(tmp_path):
     path = tmp_path / 'c.json'
     path.write_bytes(
@@ -231,3 +242,21 @@ def test_num_classes_per_sample_groups_queries_of_an_image(explained_root):
     assert masks.shape == (2, 20, 24)
     np.testing.assert_array_equal(masks[0], masks[1])  # every query of an image: its mask
     assert len(ReasonSegDataset(str(explained_root))) == 5  # default 1: one per query
+
+
+def test_skip_mode_replaces_samples_that_fail_in_training(tmp_path):
+    """An undecodable image is skipped at read time in training (on_error='skip'): the
+    sample is counted and mmengine fetches another; evaluation still raises."""
+    folder = tmp_path / 'train'
+    write_sample(folder, 'good', [dict(label='t', points=rect(2, 2, 8, 8))], ['a cup'], False)
+    write_sample(folder, 'broken', [dict(label='t', points=rect(2, 2, 8, 8))], ['a cup'], False)
+    (folder / 'broken.jpg').write_bytes(b'not an image')
+    pipeline = [LoadImageFromFile(), LoadReasonSegAnnotation()]
+    kwargs = dict(data_root=str(tmp_path), split='train', pipeline=pipeline)
+    infos = [ReasonSegDataset(**kwargs).get_data_info(i)['img_path'] for i in range(2)]
+    broken = next(i for i, path in enumerate(infos) if 'broken' in path)
+    with pytest.raises(ValueError, match='broken.jpg'):
+        ReasonSegDataset(**kwargs).prepare_data(broken)
+    skip = ReasonSegDataset(on_error='skip', **kwargs)
+    assert skip.prepare_data(broken) is None and skip.runtime_skips == 1
+    assert skip[broken]['img_path'].endswith('good.jpg')  # replaced by another sample
