@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lisakit.engine.hooks.lean_checkpoint_hook import _versions, trainable_keys
+from lisakit.utils.io import atomic_write, dump_json_atomic
 
 CONFIG_FILE = 'lisakit_config.py'
 WEIGHTS_FILE = 'lisakit_weights.safetensors'
@@ -63,9 +64,9 @@ def export_model(model: nn.Module, cfg: Config, out_dir: str) -> dict:
     state = model.state_dict()
     keys = (trainable_keys(model) | _randomly_initialised_keys(model, cfg)) - adapter_keys
     rest = {k: state[k].detach().contiguous() for k in sorted(keys)}
-    save_file(rest, os.path.join(out_dir, WEIGHTS_FILE))
+    atomic_write(os.path.join(out_dir, WEIGHTS_FILE), lambda tmp: save_file(rest, tmp))
     backbone.tokenizer.save_pretrained(os.path.join(out_dir, 'tokenizer'))
-    cfg.dump(os.path.join(out_dir, CONFIG_FILE))
+    atomic_write(os.path.join(out_dir, CONFIG_FILE), cfg.dump)
     info = dict(
         seg_token_id=backbone.seg_token_id,
         image_token_id=backbone.image_token_id,
@@ -73,8 +74,7 @@ def export_model(model: nn.Module, cfg: Config, out_dir: str) -> dict:
         lisakit_tensors=len(rest),
         versions=_versions(),
     )
-    with open(os.path.join(out_dir, INFO_FILE), 'w', encoding='utf-8') as f:
-        json.dump(info, f, indent=2)
+    dump_json_atomic(info, os.path.join(out_dir, INFO_FILE))
     return dict(adapter=len(adapter_keys), lisakit=len(rest))
 
 

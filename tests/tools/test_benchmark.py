@@ -1,8 +1,12 @@
 """tools/analysis_tools/benchmark.py runs on the tiny config and reports every number."""
 
 import json
+import os.path as osp
+import sys
 
-from tool_runner import DEMO, SMALL, output, run_tool
+import torch
+from mmengine.dataset import pseudo_collate
+from tool_runner import DEMO, REPO, SMALL, output, run_tool
 
 KEYS = (
     'runner_step_s', 'plain_step_s', 'data_time_s', 'peak_memory_gb', 'peak_memory_source',
@@ -32,3 +36,21 @@ def test_benchmark_reports_all_keys(tmp_path):
     for run in ('run0', 'run1'):
         assert (tmp_path / 'work' / run / 'epoch_1.pth').is_file()
         assert (tmp_path / 'work' / run / 'training_history.json').is_file()
+
+
+def test_llm_tokens_counts_the_expanded_sequence(tiny_model_cfg, small_dataset_cfg):
+    """Train tokens/s counts every LLM position: with LLaVA-v1's <im_start>/<im_end>
+    (use_im_start_end) the expanded sequence is longer than the image features alone."""
+    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+    import benchmark
+
+    from lisakit.registry import DATASETS, MODELS
+
+    tiny_model_cfg['backbone'].update(projector_type='linear', use_im_start_end=True)
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg)
+    dataset = DATASETS.build(small_dataset_cfg('train', 2))
+    batch = pseudo_collate([dataset[0], dataset[1]])
+    inputs = model.data_preprocessor(batch, True)['inputs']
+    _, mask, _ = model.backbone.expand_image_tokens(inputs['input_ids'], inputs['attention_mask'])
+    assert benchmark.llm_tokens(model, batch) == int(mask.sum())

@@ -400,3 +400,26 @@ def test_eval_configs_use_lisas_v1_layout(model, data):
     assert tokenize.template == 'llava_v1' and cfg.model.predict_mode == 'teacher_forced'
     assert cfg.test_dataloader.dataset.split == 'val' and cfg.train_dataloader is None
     assert dict(type='LeanCheckpointHook') in cfg.custom_hooks
+
+
+def test_failed_rewrite_keeps_the_previous_files(lisa, tmp_path, monkeypatch):
+    """Re-converting into a folder and failing mid-write (disk full) must leave the
+    earlier checkpoint files whole, and no temporary files behind."""
+    src = _write(lisa, tmp_path / 'src', 'safetensors')
+    out = tmp_path / 'out'
+    convert_lisa_checkpoint(src, str(out), DEMO, vision_tower=str(lisa.clip_dir))
+    names = ('sam.pth', 'lisakit_checkpoint.pth', 'export_info.json')
+    before = {name: (out / name).read_bytes() for name in names}
+
+    def save_until_disk_full(obj, f, *args, **kwargs):
+        with open(f, 'wb') as handle:
+            handle.write(b'partial')
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', save_until_disk_full)
+    with pytest.raises(OSError, match='No space left'):
+        convert_lisa_checkpoint(
+            src, str(out), DEMO, vision_tower=str(lisa.clip_dir), dtype='bfloat16'
+        )
+    assert {name: (out / name).read_bytes() for name in names} == before
+    assert not list(out.glob('.tmp-*'))

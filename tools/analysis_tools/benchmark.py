@@ -284,11 +284,12 @@ def compare(args, cfg: Config, model: torch.nn.Module, batches: list, work_dir: 
 
 
 def llm_tokens(model: torch.nn.Module, batch: dict) -> int:
-    """LLM positions of a batch: text tokens with each ``<image>`` expanded."""
+    """LLM positions of a batch: text tokens with each ``<image>`` expanded (image
+    features, plus ``<im_start>`` / ``<im_end>`` with ``use_im_start_end``)."""
     backbone = model.backbone
     ids = model.data_preprocessor(batch, True)['inputs']
     images = int((ids['input_ids'] == backbone.image_token_id).sum())
-    return int(ids['attention_mask'].sum()) + images * (backbone.num_image_tokens - 1)
+    return int(ids['attention_mask'].sum()) + images * (backbone.num_expanded_tokens - 1)
 
 
 @torch.no_grad()

@@ -146,11 +146,12 @@ def write_random_llava(preset: str, folder: str, dtype: str = 'bfloat16') -> str
     """Save a randomly initialised LLaVA of ``preset`` size to ``folder`` (HF format).
 
     Built on the GPU when there is one (seconds instead of minutes for 7B); reused when
-    ``folder`` already holds a model.
+    ``folder`` already holds the weights of one.
     """
     from transformers import LlavaConfig, LlavaForConditionalGeneration
 
-    if osp.isfile(osp.join(folder, 'config.json')):
+    weights = ('model.safetensors', 'model.safetensors.index.json')
+    if any(osp.isfile(osp.join(folder, name)) for name in weights):  # written last
         return folder
     cfg = llava_config(preset)
     text = dict(cfg.pop('text_config'), vocab_size=LLAMA_VOCAB)

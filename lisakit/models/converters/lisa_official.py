@@ -28,6 +28,7 @@ from transformers import CLIPVisionConfig, LlavaConfig, PreTrainedTokenizerBase
 from lisakit.registry import MODELS
 from lisakit.tokenizers import HFTokenizer, add_im_start_end_tokens, add_lisa_tokens
 from lisakit.utils.constants import IMAGE_TOKEN
+from lisakit.utils.io import atomic_write, dump_json_atomic
 
 from ..backbones.hf_loading import resolve_pretrained
 from ..backbones.projectors import LINEAR_PROJECTOR, PROJECTOR_CONFIG_KEY, llava_class
@@ -85,7 +86,6 @@ CLIP_VIT_L14_224 = dict(
     hidden_act='quick_gelu',
 )
 DEFAULT_VISION_LAYER = -2
-LISA_PARTS = ('sam_encoder', 'neck', 'head')
 
 
 def _read_json(path: str) -> dict:
@@ -414,9 +414,10 @@ def _write(
         _cast(converted.llava_state, dtype), llava_dir, max_shard_size=max_shard_size
     )
     converted.tokenizer.save_pretrained(os.path.join(out_dir, TOKENIZER_DIR))
-    torch.save(_cast(converted.sam, dtype), os.path.join(out_dir, SAM_FILE))
+    # atomic: a failed (re)conversion never leaves a truncated checkpoint behind
+    sam = _cast(converted.sam, dtype)
+    atomic_write(os.path.join(out_dir, SAM_FILE), lambda tmp: torch.save(sam, tmp))
     ckpt = _lean_checkpoint(_cast(converted.lean, dtype), converted.report)
-    torch.save(ckpt, os.path.join(out_dir, CHECKPOINT_FILE))
-    converted.cfg.dump(os.path.join(out_dir, CONFIG_FILE))
-    with open(os.path.join(out_dir, INFO_FILE), 'w', encoding='utf-8') as f:
-        json.dump(dict(converted=asdict(converted.report)), f, indent=2)
+    atomic_write(os.path.join(out_dir, CHECKPOINT_FILE), lambda tmp: torch.save(ckpt, tmp))
+    atomic_write(os.path.join(out_dir, CONFIG_FILE), converted.cfg.dump)
+    dump_json_atomic(dict(converted=asdict(converted.report)), os.path.join(out_dir, INFO_FILE))
