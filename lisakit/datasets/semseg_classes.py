@@ -356,6 +356,8 @@ COCOSTUFF_CLASSES = (
 CLASS_PRESETS = dict(ade20k=ADE20K_CLASSES, cocostuff=COCOSTUFF_CLASSES)
 #: An optional ``"12: "`` index prefix on the lines of a class-name text file.
 _INDEX_PREFIX = re.compile(r'^\d+:\s*')
+#: First line of LISA's ``cocostuff_classes.txt``; pixel value 0 is the next line's class.
+LISA_UNLABELED_LINE = '0: unlabeled'
 
 
 def load_class_names(classes: Union[str, Sequence[str]]) -> tuple[str, ...]:
@@ -364,7 +366,8 @@ def load_class_names(classes: Union[str, Sequence[str]]) -> tuple[str, ...]:
     Args:
         classes: ``'ade20k'``, ``'cocostuff'``, a sequence of names, or the path of a
             ``.json`` list or a text file with one name per line (an ``"N: "`` prefix is
-            dropped), line i naming label value i.
+            dropped), line i naming label value i. A first line ``0: unlabeled`` (LISA's
+            ``cocostuff_classes.txt``) is skipped, as LISA's reader does.
 
     Raises:
         FileNotFoundError: If a path does not exist.
@@ -381,7 +384,10 @@ def load_class_names(classes: Union[str, Sequence[str]]) -> tuple[str, ...]:
             if classes.endswith('.json'):
                 names = json.load(f)
             else:
-                names = [_INDEX_PREFIX.sub('', line.strip()) for line in f if line.strip()]
+                lines = [line.strip() for line in f if line.strip()]
+                if lines and lines[0] == LISA_UNLABELED_LINE:
+                    lines = lines[1:]  # LISA's cocostuff_classes.txt: its own reader skips it
+                names = [_INDEX_PREFIX.sub('', line) for line in lines]
     else:
         names = list(classes)
     if not names or not all(isinstance(n, str) and n for n in names):

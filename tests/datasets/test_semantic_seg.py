@@ -234,3 +234,13 @@ def test_configs_build_their_splits(tmp_path):
         val = DATASETS.build(dict(cfg.test_dataloader.dataset, data_root=str(root), pipeline=[]))
         assert len(train) == 1 and len(val) == classes and train.on_error == 'skip'
     assert val.get_data_info(0)['class_names'] == ['person']
+
+
+def test_lisas_cocostuff_class_file_matches_the_builtin_list(tmp_path):
+    from lisakit.datasets.semseg_classes import CLASS_PRESETS, load_class_names
+
+    builtin = CLASS_PRESETS['cocostuff']
+    lines = ['0: unlabeled'] + [f'{i + 1}: {name}' for i, name in enumerate(builtin)]
+    path = tmp_path / 'cocostuff_classes.txt'
+    path.write_text('\n'.join(lines) + '\n')
+    assert load_class_names(str(path)) == builtin  # pixel value 0 is 'person', as in LISA
