@@ -171,8 +171,9 @@ def init_model_from_export(export_dir: str, device: str = 'cpu', **precision_kwa
     return model.to(device).eval()
 
 
-#: Pipeline steps that read annotations; inference has none.
-ANNOTATION_STEPS = ('LoadReasonSegAnnotation',)
+#: Pipeline steps that read annotations; inference has none (left in, they would give the
+#: sample zero target masks).
+ANNOTATION_STEPS = ('LoadReasonSegAnnotation', 'LoadMaskAnnotations')
 
 
 def inference_model(

@@ -1,5 +1,6 @@
 """init_model / inference (precisions, IoU scores) and tools/infer.py on the tiny config."""
 
+import copy
 import re
 
 import numpy as np
@@ -32,6 +33,16 @@ def test_teacher_forced_and_generated_inference(tiny_cfg, tmp_path):
     assert generated.pred_masks.shape[1:] == (64, 64)
     assert len(generated.pred_masks) == generated.num_generated_seg  # no targets: all kept
     assert generated.pred_iou_scores.shape == (generated.num_generated_seg,)
+
+
+def test_inference_drops_the_mask_loader_of_a_jsonl_pipeline(tiny_cfg):
+    """A config whose pipeline loads masks (JSONL, VQA) still predicts one mask per <SEG>."""
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.test_dataloader.dataset.pipeline.insert(1, dict(type='LoadMaskAnnotations'))
+    model = init_model(cfg)
+    image, _ = render_scene(SHAPES, 64)
+    forced = inference_model(model, image, 'the red shape', answer='<SEG> and <SEG>.')
+    assert forced.pred_masks.shape == (2, 64, 64)
 
 
 def test_iou_scores_are_the_mask_decoders(tiny_cfg):
