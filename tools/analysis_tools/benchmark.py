@@ -158,7 +158,7 @@ def plain_step(model, batch: dict, optimizer, params: list, precision: tuple, cl
     with autocast():
         data = model.data_preprocessor(batch, True)
         losses = model(**data, mode='loss')
-    loss = sum(v.mean() for k, v in losses.items() if 'loss' in k)
+    loss, _ = model.parse_losses(losses)  # the sum BaseModel.train_step takes
     if scaler is None:
         loss.backward()
     else:

@@ -282,8 +282,6 @@ def load_batches(dataset_cfg: dict, batch_size: int, count: int) -> list:
 
 def _autocast(device: str, amp: bool):
     """bf16 autocast on CUDA when asked (the recipe's AmpOptimWrapper), else a no-op."""
-    import contextlib
-
     if amp and device == 'cuda':
         return torch.autocast('cuda', dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -317,7 +315,7 @@ def measure_steps(model: torch.nn.Module, batches: list, device: str, amp: bool)
         lengths.append(int(data['inputs']['input_ids'].shape[1]))
         with _autocast(device, amp):
             losses = model(**data, mode='loss')
-        loss = sum(v for k, v in losses.items() if k.startswith('loss_'))
+        loss, _ = model.parse_losses(losses)  # mmengine's sum of the loss_* terms
         optim.zero_grad()
         loss.backward()
         optim.step()
@@ -337,7 +335,7 @@ def measure_steps(model: torch.nn.Module, batches: list, device: str, amp: bool)
 def measure_inference(model: torch.nn.Module, batches: list, device: str, amp: bool) -> dict:
     """Latency per image (batch 1) in both predict modes; peak memory of inference."""
     model.eval()
-    result = {}
+    result, configured_mode = {}, model.predict_mode
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     for mode in ('teacher_forced', 'generate'):
@@ -352,6 +350,7 @@ def measure_inference(model: torch.nn.Module, batches: list, device: str, amp: b
             _sync(device)
             times.append(time.perf_counter() - tic)
         result[f'{mode}_s'] = statistics.median(times[1:] or times)
+    model.predict_mode = configured_mode
     peak = _peak(device)
     tokens = model.generation_cfg.get('max_new_tokens')
     print(
