@@ -27,8 +27,8 @@ from mmengine.registry import Registry
 
 SCOPE = 'lisakit'
 
-#: Runners (mmengine's Runner is used as is; registered here for custom ones).
-RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope=SCOPE)
+#: Runners (mmengine's Runner as is; FlexibleRunner with a resume fix; custom ones).
+RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope=SCOPE, locations=['lisakit.engine'])
 #: Training / validation / test loops.
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['lisakit.engine'])
 #: Hooks (training history, mask visualization, ...).

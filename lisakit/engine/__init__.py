@@ -1,4 +1,4 @@
-"""Engine extensions (hooks mmengine lacks)."""
+"""Engine extensions (hooks mmengine lacks, a FlexibleRunner that resumes right)."""
 
 from .hooks import (
     DumpMetricsHook,
@@ -7,9 +7,11 @@ from .hooks import (
     ReasonSegVisualizationHook,
     TrainingHistoryHook,
 )
+from .runner import FlexibleRunner
 
 __all__ = [
     'DumpMetricsHook',
+    'FlexibleRunner',
     'FullBestCheckpointHook',
     'LeanCheckpointHook',
     'ReasonSegVisualizationHook',

@@ -52,6 +52,7 @@ def WordTokenizer(  # noqa: N802 (a registry name, used like a class)
     corpus: Optional[Sequence[str]] = None,
     extra_words: Sequence[str] = (),
     model_max_length: int = 512,
+    numbered_words: int = 0,
 ) -> PreTrainedTokenizerFast:
     """Build the offline word-level tokenizer.
 
@@ -60,11 +61,14 @@ def WordTokenizer(  # noqa: N802 (a registry name, used like a class)
             the conversation templates and the shapes dataset's vocabulary.
         extra_words: More texts to add to the vocabulary.
         model_max_length: Maximum sequence length recorded on the tokenizer.
+        numbered_words: Also add the words ``w0`` .. ``w{n-1}`` (one token each): a
+            vocabulary of a real model's size for random-weight runs, without listing it.
 
     Returns:
         A ``transformers`` fast tokenizer (right padding, ``<pad>`` as pad token).
     """
     texts = list(default_corpus() if corpus is None else corpus) + list(extra_words)
+    texts += [f'w{i}' for i in range(numbered_words)]
     tok = Tokenizer(models.WordLevel(vocab=corpus_vocab(texts), unk_token=UNK))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

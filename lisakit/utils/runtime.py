@@ -8,14 +8,17 @@ from typing import Optional, Union
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
 from mmengine.runner import FlexibleRunner, Runner
+
+from lisakit.engine.runner import register_deepspeed_optimizers
+from lisakit.registry import RUNNERS  # finds lisakit's FlexibleRunner before mmengine's
 
 from .checkpoint import UNSAFE_LOAD_ENV, register_checkpoint_loader
 from .io import register_atomic_local_backend
 
-#: Runners that run on CPU processes (gloo): ``None`` is mmengine's ``Runner``.
-CPU_STRATEGIES = (None, 'DDPStrategy', 'FSDPStrategy')
+#: Runners that run on CPU processes (gloo): ``None`` is mmengine's ``Runner``. DeepSpeed
+#: runs on CPU through its CPU accelerator (slow; for tests of the ZeRO set-up).
+CPU_STRATEGIES = (None, 'DDPStrategy', 'FSDPStrategy', 'DeepSpeedStrategy')
 #: Optimizer wrappers whose clipping / accumulation / precision DeepSpeed can take over.
 DEEPSPEED_WRAPPER_SOURCES = ('OptimWrapper', 'AmpOptimWrapper', 'DeepSpeedOptimWrapper')
 
@@ -42,10 +45,11 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     mmengine's launcher calls ``torch.cuda.set_device``; without CUDA we start the
     gloo process group ourselves and tell the model wrapper to use no CUDA device:
     ``model_wrapper_cfg`` for ``Runner``, ``strategy.model_wrapper`` for a
-    ``FlexibleRunner`` with ``DDPStrategy`` or ``FSDPStrategy``.
+    ``FlexibleRunner`` with ``DDPStrategy`` or ``FSDPStrategy`` (DeepSpeed wraps the
+    model itself and joins the gloo group).
 
     Raises:
-        ValueError: If the config asks for DeepSpeed, which needs CUDA.
+        ValueError: If the config asks for a strategy that needs CUDA.
     """
     if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
         return
@@ -62,6 +66,8 @@ def prepare_cpu_distributed(cfg: Config) -> None:
             backend='gloo', rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE'])
         )
     cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    if strategy == 'DeepSpeedStrategy':
+        return
     if strategy is None:
         wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
         wrapper['device_ids'] = None
@@ -104,8 +110,9 @@ def prepare_strategy(cfg: Config) -> None:
     except ImportError as err:
         raise ImportError(
             f'{cfg.filename}: strategy.type=DeepSpeedStrategy needs DeepSpeed, an optional '
-            'dependency: `pip install deepspeed` on a machine with CUDA.'
+            'dependency: `pip install deepspeed`.'
         ) from err
+    register_deepspeed_optimizers()
     wrapper, strategy = cfg.optim_wrapper, cfg.strategy
     if wrapper.get('type', 'OptimWrapper') not in DEEPSPEED_WRAPPER_SOURCES:
         raise ValueError(

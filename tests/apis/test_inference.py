@@ -98,6 +98,26 @@ def test_precisions_give_the_fp32_masks(tiny_cfg, kwargs):
     assert tiny_cfg.model.backbone.get('quantization') is None  # the config was not changed
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize(
+    'kwargs',
+    [dict(), dict(precision='bf16'), dict(precision='fp16'), dict(load_in_4bit=True)],
+    ids=['fp32', 'bf16', 'fp16', '4bit'],
+)
+def test_cuda_gives_the_cpu_fp32_masks(tiny_cfg, kwargs):
+    import bitsandbytes as bnb
+
+    image, _ = render_scene(SHAPES, 64)
+    reference = inference(init_model(tiny_cfg), image, 'the red shape', answer='<SEG>.')
+    model = init_model(tiny_cfg, device='cuda', **kwargs)
+    for layer in model.modules():  # quantized weights survive the move to the GPU
+        if isinstance(layer, bnb.nn.Linear4bit):
+            assert layer.weight.dtype == torch.uint8 and layer.weight.device.type == 'cuda'
+    sample = inference(model, image, 'the red shape', answer='<SEG>.')
+    agree = (sample.pred_masks.cpu() == reference.pred_masks).float().mean()
+    assert agree > 0.95, float(agree)
+
+
 def test_bad_precision_options(tiny_cfg):
     with pytest.raises(ValueError, match="precision='fp8'"):
         init_model(tiny_cfg, precision='fp8')

@@ -86,7 +86,12 @@ def test_training_changes_only_lora_and_seg_rows(tiny_cfg):
     params = [p for p in backbone.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-2)
     inputs = _inputs(backbone)
-    for _ in range(4):
+    for step in range(4):
+        if step == 2:  # a validation pass in between (bitsandbytes' CPU repacking)
+            backbone.eval()
+            with torch.no_grad():
+                backbone(*inputs)
+            backbone.train()
         out = backbone(*inputs)
         seg = backbone.seg_token_id
         loss = torch.cat(out['seg_embeds']).pow(2).mean() - out['logits'][..., seg].mean()
@@ -103,6 +108,34 @@ def test_training_changes_only_lora_and_seg_rows(tiny_cfg):
     others = torch.arange(emb0.shape[0]) != seg
     assert torch.equal(emb0[others], emb1[others]) and not torch.equal(emb0[seg], emb1[seg])
     assert torch.equal(head0[others], head1[others]) and not torch.equal(head0[seg], head1[seg])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_training_on_cuda_keeps_the_4bit_base(tiny_cfg):
+    quantization = dict(QLORA['quantization'], compute_dtype='bfloat16')
+    backbone = _build(tiny_cfg, **dict(QLORA, quantization=quantization)).to('cuda').train()
+    layers = [m for m in backbone.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and all(m.weight.dtype == torch.uint8 for m in layers)
+    assert all(m.weight.device.type == 'cuda' for m in layers)
+    assert all(m.weight.quant_state.absmax.device.type == 'cuda' for m in layers)
+    frozen = {
+        n: t.detach().clone()
+        for n, t in backbone.state_dict().items()
+        if 'lora_' not in n and 'trainable_tokens_delta' not in n
+    }
+    opt = torch.optim.AdamW([p for p in backbone.parameters() if p.requires_grad], lr=1e-2)
+    inputs = [t.to('cuda') for t in _inputs(backbone)]
+    for _ in range(3):
+        with torch.autocast('cuda', dtype=torch.bfloat16):
+            out = backbone(*inputs)
+            loss = torch.cat(out['seg_embeds']).float().pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        grads = [p.grad for n, p in backbone.named_parameters() if 'lora_B' in n]
+        assert any(g.abs().sum() > 0 for g in grads)
+        opt.step()
+    for name, before in frozen.items():
+        assert torch.equal(before, backbone.state_dict()[name]), name
 
 
 def test_eval_forward_without_grad(qlora_backbone):

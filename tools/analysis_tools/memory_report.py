@@ -139,7 +139,7 @@ def llava_config(preset: str) -> dict:
 
 def word_tokenizer() -> dict:
     """An offline tokenizer config with a LLaMA-sized vocabulary."""
-    return dict(type='WordTokenizer', extra_words=[f'w{i}' for i in range(LLAMA_VOCAB)])
+    return dict(type='WordTokenizer', numbered_words=LLAMA_VOCAB)
 
 
 def write_random_llava(preset: str, folder: str, dtype: str = 'bfloat16') -> str:
@@ -265,6 +265,13 @@ def synthetic_dataset(cfg: Config, model_cfg: dict, root: str, num: int) -> dict
             step['size'] = vision['image_size']
     query = ' '.join(f'w{i}' for i in range(max(max_length, 1)))
     write_reasonseg_folder(root, 'train', num, query=query)
+    if dataset['type'] != 'ReasonSegDataset':  # other sources' arguments do not apply
+        dataset = dict(pipeline=dataset['pipeline'])
+    steps = [step['type'] for step in dataset['pipeline']]
+    if 'LoadReasonSegAnnotation' not in steps:  # after LoadImageFromFile
+        dataset['pipeline'].insert(
+            steps.index('LoadImageFromFile') + 1, dict(type='LoadReasonSegAnnotation')
+        )
     dataset.update(type='ReasonSegDataset', data_root=root, split='train')
     return dataset
 

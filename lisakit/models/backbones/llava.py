@@ -21,7 +21,13 @@ from lisakit.tokenizers import add_im_start_end_tokens, build_tokenizer
 from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX, SEG_TOKEN
 
 from .hf_loading import load_pretrained_llava
-from .llm_adapters import add_adapters, build_bnb_config, count_quantized, quantize_random_model
+from .llm_adapters import (
+    add_adapters,
+    build_bnb_config,
+    count_quantized,
+    keep_4bit_weights_exact,
+    quantize_random_model,
+)
 from .projectors import (
     MLP_PROJECTOR,
     PROJECTOR_CONFIG_KEY,
@@ -131,6 +137,8 @@ class LlavaBackbone(BaseModule):
         model.config.image_token_id = self.image_token_id
         self.num_image_tokens = self._count_image_tokens(model.config)
         self.num_quantized_layers = count_quantized(model) if bnb is not None else 0
+        if bnb is not None:
+            keep_4bit_weights_exact(model)
         model.requires_grad_(False)
         if bnb is not None and prepare_kbit:
             from peft import prepare_model_for_kbit_training

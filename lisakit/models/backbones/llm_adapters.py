@@ -67,6 +67,27 @@ def quantize_random_model(
         return type(model).from_pretrained(folder, quantization_config=bnb_config, dtype=dtype)
 
 
+def keep_4bit_weights_exact(model: nn.Module) -> int:
+    """Stop bitsandbytes repacking 4-bit weights for fast CPU inference.
+
+    On CPUs with AVX512-BF16, ``Linear4bit`` converts its weights to a CPU inference
+    layout at the first no-grad forward in eval mode (validation) and converts them back
+    when saved or moved to CUDA. The way back quantizes again, and with double
+    quantization the block scales come out slightly different: the frozen base would
+    change during training and a resumed run would not match an uninterrupted one.
+    lisakit turns the conversion off (slower CPU 4-bit inference, exact frozen weights).
+
+    Returns:
+        The number of 4-bit layers changed.
+    """
+    import bitsandbytes as bnb
+
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    for layer in layers:
+        layer.support_avx512bf16_for_cpu = False
+    return len(layers)
+
+
 def count_quantized(model: nn.Module) -> int:
     """Number of bitsandbytes 4-bit / 8-bit linear layers in ``model``."""
     import bitsandbytes as bnb
