@@ -16,6 +16,7 @@ model = dict(
             target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj'],
         ),
         train_seg_token_rows=True,
+        supervised_logits_only=True,  # LM-head logits only where the loss reads them
     )
 )
 # Lean checkpoints: only LoRA, the <SEG> rows, the neck and the mask decoder are saved.

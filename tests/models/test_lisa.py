@@ -37,6 +37,29 @@ def test_loss_forward_backward(model_and_batch):
     model.zero_grad()
 
 
+def test_supervised_logits_only_gives_the_same_losses_and_grads(tiny_cfg, small_dataset_cfg):
+    results = []
+    for only in (False, True):
+        torch.manual_seed(0)
+        cfg = tiny_cfg.model.to_dict()
+        cfg['backbone'] = dict(cfg['backbone'], supervised_logits_only=only)
+        model = MODELS.build(cfg).train()
+        data = _batch(small_dataset_cfg, model)
+        losses = model(**data, mode='loss')
+        losses['loss_ce'].backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.eval()
+        with torch.no_grad():
+            per_sample = [s.losses['loss_ce'] for s in model(**data, mode='predict')]
+        results.append((losses['loss_ce'].detach(), grads, per_sample))
+    (ce_a, grads_a, val_a), (ce_b, grads_b, val_b) = results
+    torch.testing.assert_close(ce_a, ce_b)
+    assert grads_a.keys() == grads_b.keys() and grads_a
+    for name, grad in grads_a.items():
+        torch.testing.assert_close(grad, grads_b[name], msg=name)
+    assert val_a == pytest.approx(val_b, rel=1e-5)
+
+
 def test_frozen_parts_have_no_grad(model_and_batch):
     model, _ = model_and_batch
     assert not any(p.requires_grad for p in model.sam_encoder.parameters())

@@ -26,6 +26,9 @@ model = dict(
         # (CLIP, embeddings, LM head) to fp32: +1.1 GiB for 7B. Training runs in bf16 AMP,
         # so keep them bf16 (gradient checkpointing is enabled without it).
         prepare_kbit=False,
+        # LM-head logits only where the answer is supervised (a few tokens of ~1,100):
+        # (B, L', 32k) logits and their fp32 copy in the loss are ~1 GB at batch 2.
+        supervised_logits_only=True,
     ),
     sam_encoder=dict(
         type='SAMImageEncoder',

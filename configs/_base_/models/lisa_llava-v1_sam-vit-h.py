@@ -21,6 +21,7 @@ model = dict(
         vision_feature_select_strategy='default',
         torch_dtype='bfloat16',
         freeze_language_model=True,
+        supervised_logits_only=True,  # LM-head logits only where the loss reads them
         # 4-bit NF4: --cfg-options model.backbone.quantization.bits=4
         #            model.backbone.prepare_kbit=False
     ),

@@ -73,6 +73,11 @@ class LlavaBackbone(BaseModule):
         use_im_start_end: Surround the image features with ``<im_start>`` /
             ``<im_end>`` (LLaVA-v1 / LISA); the tokens are added to the tokenizer
             when missing.
+        supervised_logits_only: With labels, compute the LM-head logits only where the
+            next token is supervised (what the LM loss reads) and return them as
+            (N, V) with ``logits_batch_index`` / ``logits_labels`` (N,), instead of
+            (B, L', V). LISA's answers are a few tokens of 1,000+: at 7B with LLaMA's
+            vocabulary this saves ~1 GB of logits, their fp32 copy and gradients.
         vision_feature_layer: CLIP hidden layer fed to the projector (-2 in LLaVA and
             LISA); ``None`` keeps the HF config's value.
         vision_feature_select_strategy: ``'default'`` (patch tokens, CLS dropped) or
@@ -101,6 +106,7 @@ class LlavaBackbone(BaseModule):
         use_im_start_end: bool = False,
         vision_feature_layer: Optional[int] = None,
         vision_feature_select_strategy: Optional[str] = None,
+        supervised_logits_only: bool = False,
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -114,6 +120,7 @@ class LlavaBackbone(BaseModule):
         self.seg_token_id = self.tokenizer.convert_tokens_to_ids(seg_token)
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token)
         self.use_im_start_end = use_im_start_end
+        self.supervised_logits_only = supervised_logits_only
         if use_im_start_end:
             self.im_start_id, self.im_end_id = add_im_start_end_tokens(self.tokenizer)
         hf_overrides = {
@@ -318,7 +325,9 @@ class LlavaBackbone(BaseModule):
         Returns:
             A dict with ``logits`` (B, L', V), ``hidden_states`` (B, L', D),
             ``input_ids`` / ``labels`` (B, L') expanded, and ``seg_embeds``
-            (list of (n_i, D)).
+            (list of (n_i, D)). With ``supervised_logits_only`` and labels: ``logits``
+            (N, V) at the N supervised positions, ``logits_batch_index`` and
+            ``logits_labels`` (N,) their sample and target token.
         """
         ids, mask, labels = self.expand_image_tokens(input_ids, attention_mask, labels)
         return self.forward_expanded(ids, mask, pixel_values, labels)
@@ -335,13 +344,21 @@ class LlavaBackbone(BaseModule):
         pixel_values = self._check_pixels(pixel_values).to(hf.dtype)
         out = hf.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values)
         hidden = out.last_hidden_state  # (B, L', D), after the final norm
-        logits = hf.lm_head(hidden)  # (B, L', V)
-        return dict(
-            logits=logits,
+        result = dict(
             hidden_states=hidden,
             input_ids=ids,
             labels=labels,
             seg_embeds=self.seg_hidden_states(hidden, ids),
+        )
+        if labels is None or not self.supervised_logits_only:
+            return dict(result, logits=hf.lm_head(hidden))  # (B, L', V)
+        # logits at t predict the label at t + 1: keep the t whose next label counts
+        batch, pos = (labels[:, 1:] != LM_IGNORE_INDEX).nonzero(as_tuple=True)  # (N,)
+        return dict(
+            result,
+            logits=hf.lm_head(hidden[batch, pos]),  # (N, V)
+            logits_batch_index=batch,
+            logits_labels=labels[batch, pos + 1],
         )
 
     @torch.no_grad()

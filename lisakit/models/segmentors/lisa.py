@@ -268,7 +268,7 @@ class LISA(BaseModel):
         lm, masks = self._run(inputs, data_samples)
         targets = self._targets(masks, data_samples)
         losses = dict(
-            loss_ce=self.loss_ce(lm['logits'], lm['labels']),
+            loss_ce=self._loss_ce(lm),
             loss_bce=self.loss_bce(masks, targets),
             loss_dice=self.loss_dice(masks, targets),
         )
@@ -277,6 +277,18 @@ class LISA(BaseModel):
             stats = self._iou_stats(masks, data_samples)
             losses.update({k: torch.tensor(v, device=device) for k, v in stats.items()})
         return losses
+
+    def _loss_ce(self, lm: dict, per_sample: bool = False) -> torch.Tensor:
+        """LM cross-entropy on full (B, L', V) logits or the backbone's (N, V) selection."""
+        if lm.get('logits_batch_index') is None:
+            return self.loss_ce(lm['logits'], lm['labels'], per_sample=per_sample)
+        return self.loss_ce(
+            lm['logits'],
+            lm['logits_labels'],
+            per_sample=per_sample,
+            batch_index=lm['logits_batch_index'],
+            batch_size=lm['labels'].shape[0],
+        )
 
     def predict(self, inputs: dict, data_samples: SampleList) -> SampleList:
         """Predict masks in ``self.predict_mode``.
@@ -289,7 +301,7 @@ class LISA(BaseModel):
         if self.predict_mode == 'generate':
             return self.predict_generate(inputs, data_samples)
         lm, masks = self._run(inputs, data_samples)
-        ce = self.loss_ce(lm['logits'], lm['labels'], per_sample=True)  # (B,)
+        ce = self._loss_ce(lm, per_sample=True)  # (B,)
         for i, (m, ds) in enumerate(zip(masks, data_samples)):
             ds.pred_masks = (m > MASK_LOGIT_THRESHOLD).cpu()
             ds.pred_iou_scores = lm['iou_scores'][i].detach().float().cpu()
