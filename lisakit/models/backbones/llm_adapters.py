@@ -6,12 +6,14 @@ projector and the LM head stay in full precision (``DEFAULT_SKIP_MODULES``).
 
 from __future__ import annotations
 
+import os
 import tempfile
 from typing import Optional, Sequence
 
 import torch
 from torch import nn
 from transformers import BitsAndBytesConfig, PreTrainedModel
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 #: LoRA target modules of the LLaMA attention (q/k/v/o projections).
 DEFAULT_LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj')
@@ -60,10 +62,15 @@ def quantize_random_model(
     """Quantize a randomly initialised model through the real loading path.
 
     transformers quantizes while loading, so the model is saved to a temporary folder
-    and loaded back with ``quantization_config`` (meant for small test models).
+    and loaded back with ``quantization_config`` (meant for small test models). The
+    weights are written with safetensors directly: ``save_pretrained`` writes on rank 0
+    only once a process group exists, and every rank builds its own model.
     """
+    from safetensors.torch import save_model
+
     with tempfile.TemporaryDirectory() as folder:
-        model.save_pretrained(folder)
+        model.config.save_pretrained(folder)
+        save_model(model, os.path.join(folder, SAFE_WEIGHTS_NAME))
         return type(model).from_pretrained(folder, quantization_config=bnb_config, dtype=dtype)
 
 
