@@ -10,7 +10,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import Runner
 from tool_runner import DEMO, REPO, SMALL, output, run_tool
 
-from lisakit.models.backbones.sam_cache import ENTRY_SUFFIX, image_key
+from lisakit.models.backbones.sam_cache import ENTRY_SUFFIX, image_key, module_fingerprint
 from lisakit.registry import DATASETS, MODELS
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
@@ -182,3 +182,10 @@ def test_precompute_tool_needs_cache_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, 'argv', ['precompute_sam_cache.py', DEMO, '--work-dir', str(tmp_path)])
     with pytest.raises(ValueError, match='model.sam_encoder.cache is not set'):
         precompute_sam_cache.main()
+
+
+def test_sharded_weight_cannot_be_fingerprinted():
+    module = torch.nn.Linear(2, 2)
+    module.weight.data = torch.empty(0)  # what FSDP leaves of a sharded parameter
+    with pytest.raises(ValueError, match="'weight' is empty here"):
+        module_fingerprint(module, {})

@@ -68,11 +68,21 @@ def module_fingerprint(module: nn.Module, config: dict) -> str:
     Args:
         module: The encoder whose weights are hashed.
         config: JSON-serializable settings that change its output (architecture, ...).
+
+    Raises:
+        ValueError: If a weight is empty: a shard of a parameter-sharding strategy
+            (FSDP outside its forward, ZeRO-3) would give each rank its own fingerprint.
     """
     digest = hashlib.sha256()
     header = dict(format=CACHE_FORMAT_VERSION, config=config)
     digest.update(json.dumps(header, sort_keys=True, default=str).encode())
     for name, tensor in sorted(module.state_dict().items()):
+        if tensor.numel() == 0:
+            raise ValueError(
+                f'SAM embedding cache: the encoder weight {name!r} is empty here (sharded '
+                'by FSDP / ZeRO-3?), so it cannot be fingerprinted; fill the cache first '
+                'with tools/misc/precompute_sam_cache.py or set model.sam_encoder.cache=None.'
+            )
         digest.update(name.encode())
         _update(digest, tensor)
     return digest.hexdigest()
