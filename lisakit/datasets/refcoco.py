@@ -151,11 +151,15 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
         num_classes_per_sample: Masks per training sample (LISA: 3).
         answers / short_questions: Training templates (``{class_name}`` = sentence).
         seed: Seed of the per-sample draws.
+        empty_segmentation: An annotation whose ``segmentation`` is ``[]``: ``'empty_mask'``
+            gives an all-zero mask, as LISA does; ``'error'`` treats it as malformed
+            (raised or skipped by ``on_error``).
         on_error: ``'raise'`` or ``'skip'`` (see :mod:`lisakit.datasets.bad_samples`).
         **kwargs: ``pipeline``, ``indices``, ``test_mode``, ... of ``BaseDataset``.
     """
 
     METAINFO = dict(classes=('object',))
+    EMPTY_SEGMENTATION = ('empty_mask', 'error')
 
     def __init__(
         self,
@@ -168,9 +172,16 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
         answers: Sequence[str] = tuple(ANSWER_LIST),
         short_questions: Sequence[str] = tuple(SHORT_QUESTION_LIST),
         seed: int = 0,
+        empty_segmentation: str = 'empty_mask',
         on_error: str = 'raise',
         **kwargs,
     ) -> None:
+        if empty_segmentation not in self.EMPTY_SEGMENTATION:
+            raise ValueError(
+                f'empty_segmentation={empty_segmentation!r}; expected one of '
+                f'{self.EMPTY_SEGMENTATION}.'
+            )
+        self.empty_mask = empty_segmentation == 'empty_mask'
         if split not in SPLITS:
             raise ValueError(f'split={split!r}; expected one of {SPLITS}.')
         if num_classes_per_sample < 1:
@@ -224,7 +235,8 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
             raise _error(self.instances_file, f'ref {ref_id}: missing keys {missing}.')
         try:
             height, width = int(img['height']), int(img['width'])
-            check_segmentation(ann['segmentation'], height, width)
+            if not (self.empty_mask and ann['segmentation'] == []):
+                check_segmentation(ann['segmentation'], height, width)
         except (TypeError, ValueError) as err:
             msg = f'annotation {ref["ann_id"]} (ref {ref_id}): {err}.'
             raise _error(self.instances_file, msg) from err
@@ -322,6 +334,11 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
                 f'{info["img_path"]}: the image is {actual[1]}x{actual[0]} (after EXIF '
                 f'rotation) but {self.instances_file} says {width}x{height}.'
             )
-        masks = [segmentation_to_mask(s, height, width) for s in info.pop('segmentations')]
+        masks = [
+            np.zeros((height, width), np.uint8)  # empty segmentation, as LISA
+            if s == [] and self.empty_mask
+            else segmentation_to_mask(s, height, width)
+            for s in info.pop('segmentations')
+        ]
         info['gt_masks'] = np.stack(masks)  # (N, H, W)
         return info

@@ -279,6 +279,19 @@ def test_bad_annotations_raise_or_are_skipped(tmp_path):
     assert all(p.endswith(('instances.json', 'refs(unc).p', '.jpg')) for p, _ in ds.skipped)
 
 
+def test_empty_segmentation_is_an_empty_mask_as_in_lisa(tmp_path):
+    anns = [dict(id=11, image_id=1, segmentation=[])]
+    root = make_refer(tmp_path / 'empty', refs=[ref(1, 11, 1, 'val', ['nothing'])], anns=anns)
+    info = RefCOCODataset(str(root), split='val', test_mode=True).get_data_info(0)
+    h, w = IMG_SIZES[1]
+    assert info['gt_masks'].shape == (1, h, w) and info['gt_masks'].dtype == np.uint8
+    assert not info['gt_masks'].any()
+    with pytest.raises(ValueError, match=r'annotation 11 \(ref 1\): empty segmentation'):
+        RefCOCODataset(str(root), split='val', empty_segmentation='error')
+    with pytest.raises(ValueError, match="empty_segmentation='skip'"):
+        RefCOCODataset(str(root), split='val', empty_segmentation='skip')
+
+
 def test_polygon_outside_and_bad_rle(tmp_path):
     with pytest.raises(ValueError, match='polygon 0 spans x 20..30, y 20..30, outside the 16x12'):
         segmentation_to_mask([box(20, 20, 30, 30)], 12, 16)
