@@ -50,11 +50,7 @@ class LMCrossEntropyLoss(nn.Module):
             A scalar, or (B,) if ``per_sample``.
         """
         if batch_index is None:
-            batch_size, length, vocab = logits.shape
-            logits = logits[:, :-1].reshape(-1, vocab)  # (B * (L-1), V)
-            labels = labels[:, 1:].reshape(-1)  # (B * (L-1),)
-            batch_index = torch.arange(batch_size, device=labels.device)
-            batch_index = batch_index.repeat_interleave(length - 1)
+            return self._dense(logits, labels, per_sample)
         loss = F.cross_entropy(
             logits.float(), labels, ignore_index=self.ignore_index, reduction='none'
         )  # (N,)
@@ -66,3 +62,18 @@ class LMCrossEntropyLoss(nn.Module):
         total = loss.new_zeros(batch_size).index_add_(0, batch_index, loss)  # (B,)
         count = valid.new_zeros(batch_size).index_add_(0, batch_index, valid)  # (B,)
         return self.loss_weight * total / count.clamp(min=1)
+
+    def _dense(self, logits: torch.Tensor, labels: torch.Tensor, per_sample: bool) -> torch.Tensor:
+        """CE on (B, L, V) logits and (B, L) labels."""
+        shift_logits = logits[:, :-1].float()  # (B, L-1, V)
+        shift_labels = labels[:, 1:]  # (B, L-1)
+        loss = F.cross_entropy(
+            shift_logits.transpose(1, 2),
+            shift_labels,
+            ignore_index=self.ignore_index,
+            reduction='none',
+        )  # (B, L-1)
+        valid = (shift_labels != self.ignore_index).float()
+        if per_sample:
+            return self.loss_weight * loss.sum(1) / valid.sum(1).clamp(min=1)
+        return self.loss_weight * loss.sum() / valid.sum().clamp(min=1)
