@@ -7,7 +7,7 @@
 # `dtype='bfloat16'` into DeepSpeed's `gradient_clipping`, `gradient_accumulation_steps`
 # and `bf16` keys and runs the optimizer through `DeepSpeedOptimWrapper`.
 # `train_micro_batch_size_per_gpu` is `train_dataloader.batch_size` (set by mmengine).
-# Needs CUDA and `pip install deepspeed` (an optional dependency of lisakit).
+# Needs `pip install deepspeed` (an optional dependency of lisakit; also runs on CPU).
 runner_type = 'FlexibleRunner'
 strategy = dict(
     type='DeepSpeedStrategy',
