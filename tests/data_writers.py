@@ -101,3 +101,34 @@ def write_reasonseg(root, split, names, texts=('the thing', 'what holds water?')
         ann = dict(text=list(texts), is_sentence=False, shapes=shapes)
         (root / split / f'{name}.json').write_text(json.dumps(ann))
     return root
+
+
+def write_parts(root, ann_file, img_dir, file_names, size=(40, 48)):
+    """A COCO-format part file ``root/ann_file`` ("object:part" and object categories)
+    with two instances per image; images ``root/img_dir/{file_name}`` (kept if present)."""
+    images, anns = [], []
+    for i, name in enumerate(file_names, start=1):
+        if not (root / img_dir / name).exists():
+            write_image(root / img_dir / name, *size)
+        images.append(dict(id=i, file_name=name, height=size[0], width=size[1]))
+        for k, polygon in enumerate(([2, 2, 12, 2, 12, 9, 2, 9], [20, 5, 30, 5, 30, 20, 20, 20])):
+            anns.append(dict(id=10 * i + k, image_id=i, category_id=1 + k, segmentation=[polygon]))
+    categories = [dict(id=1, name='dog:leg_(left)'), dict(id=2, name='cup_(drink)')]
+    path = root / ann_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(images=images, annotations=anns, categories=categories)))
+    return path
+
+
+def write_mapillary(root, n=2, size=(16, 20)):
+    """``root/config_v2.0.json`` and ``root/training/{images,v2.0/labels}`` (value = class)."""
+    labels = [dict(readable=r) for r in ('Bird', 'Curb', 'Road', 'Unlabeled')]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / 'config_v2.0.json').write_text(json.dumps(dict(labels=labels)))
+    (root / 'training' / 'v2.0' / 'labels').mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        write_image(root / 'training' / 'images' / f'm{i}.jpg', *size)
+        label = np.full(size, 2, np.uint8)
+        label[: size[0] // 2] = 1
+        Image.fromarray(label).save(root / 'training' / 'v2.0' / 'labels' / f'm{i}.png')
+    return root

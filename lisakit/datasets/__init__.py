@@ -3,6 +3,7 @@
 from . import transforms  # noqa: F401 (registers transforms)
 from .jsonl import JSONLDataset
 from .mixed import MixedDataset
+from .part_seg import PartSegDataset
 from .reasonseg import LoadReasonSegAnnotation, ReasonSegDataset, load_reasonseg_annotation
 from .refcoco import RefCOCODataset
 from .samplers import FreshDrawSampler
@@ -30,6 +31,7 @@ __all__ = [
     'FreshDrawSampler',
     'JSONLDataset',
     'MixedDataset',
+    'PartSegDataset',
     'VQADataset',
     'RefCOCODataset',
     'SemanticSegDataset',

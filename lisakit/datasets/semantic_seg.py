@@ -7,6 +7,8 @@ in the folder names filled in from ``split``. ADE20K (``ADEChallengeData2016``):
 ``images/training/*.jpg`` + ``annotations/training/*.png`` with ``reduce_zero_label``
 (0 = "other" becomes 255, v becomes v - 1). COCO-Stuff: ``coco/train2017/*.jpg`` +
 ``cocostuff/train2017/*.png`` (stuffthingmaps: value = class index, 255 = unlabeled).
+Mapillary Vistas: ``training/images/*.jpg`` + ``training/v2.0/labels/*.png`` with the
+classes of ``config_v2.0.json`` (every label value a class, as LISA reads it).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ INTEGER_KINDS = 'ui'
 #: Lookup-table entry of a raw value that is not a class.
 NOT_A_CLASS = -1
 LOOKUP_SIZE_8BIT = 256
+#: ``classes='mapillary'``: the names of ``{data_root}/config_v2.0.json``.
+MAPILLARY = 'mapillary'
+MAPILLARY_CONFIG = 'config_v2.0.json'
 
 
 @DATASETS.register_module()
@@ -52,7 +57,8 @@ class SemanticSegDataset(SkipBadSamplesMixin, BaseDataset):
         data_root: Dataset root folder.
         split: Filled into ``img_dir`` / ``seg_dir`` (``'training'``, ``'validation'``
             for ADE20K; ``'train2017'``, ``'val2017'`` for COCO-Stuff).
-        classes: ``'ade20k'``, ``'cocostuff'``, a list of names or a ``.json`` / ``.txt``
+        classes: ``'ade20k'``, ``'cocostuff'``, ``'mapillary'`` (the names in
+            ``{data_root}/config_v2.0.json``), a list of names or a ``.json`` / ``.txt``
             file; name i is label value i (after ``reduce_zero_label``).
         img_dir / seg_dir: Image and label folders under ``data_root``.
         img_suffix / seg_suffix: File endings of images and label maps.
@@ -87,6 +93,8 @@ class SemanticSegDataset(SkipBadSamplesMixin, BaseDataset):
         if num_classes_per_sample < 1:
             raise ValueError(f'num_classes_per_sample={num_classes_per_sample}; expected >= 1.')
         self._init_on_error(on_error)
+        if classes == MAPILLARY:  # the class file ships with the dataset
+            classes = os.path.join(data_root, MAPILLARY_CONFIG)
         self.class_names = load_class_names(classes)
         self.split, self.seed = split, seed
         self.img_dir, self.seg_dir = img_dir.format(split=split), seg_dir.format(split=split)

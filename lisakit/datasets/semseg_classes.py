@@ -360,6 +360,16 @@ _INDEX_PREFIX = re.compile(r'^\d+:\s*')
 LISA_UNLABELED_LINE = '0: unlabeled'
 
 
+def mapillary_names(data):
+    """``labels[i]['readable']`` lowercased for a Mapillary ``config_*.json`` (as LISA
+    reads it); any other JSON value unchanged."""
+    if isinstance(data, dict) and isinstance(data.get('labels'), list):
+        labels = data['labels']
+        if all(isinstance(x, dict) and isinstance(x.get('readable'), str) for x in labels):
+            return [x['readable'].lower() for x in labels]
+    return data
+
+
 def load_class_names(classes: Union[str, Sequence[str]]) -> tuple[str, ...]:
     """Class names in label order from a preset name, a list, or a file.
 
@@ -367,7 +377,8 @@ def load_class_names(classes: Union[str, Sequence[str]]) -> tuple[str, ...]:
         classes: ``'ade20k'``, ``'cocostuff'``, a sequence of names, or the path of a
             ``.json`` list or a text file with one name per line (an ``"N: "`` prefix is
             dropped), line i naming label value i. A first line ``0: unlabeled`` (LISA's
-            ``cocostuff_classes.txt``) is skipped, as LISA's reader does.
+            ``cocostuff_classes.txt``) is skipped, as LISA's reader does. Mapillary
+            Vistas' ``config_v2.0.json`` gives its ``labels[i].readable``, lowercased.
 
     Raises:
         FileNotFoundError: If a path does not exist.
@@ -382,7 +393,7 @@ def load_class_names(classes: Union[str, Sequence[str]]) -> tuple[str, ...]:
             )
         with open(classes, encoding='utf-8') as f:
             if classes.endswith('.json'):
-                names = json.load(f)
+                names = mapillary_names(json.load(f))
             else:
                 lines = [line.strip() for line in f if line.strip()]
                 if lines and lines[0] == LISA_UNLABELED_LINE:

@@ -12,6 +12,8 @@ from data_writers import (
     write_image,
     write_jsonl,
     write_llava,
+    write_mapillary,
+    write_parts,
     write_reasonseg,
     write_refer,
 )
@@ -162,6 +164,11 @@ def lisa_data(tmp_path_factory):
         write_refer(root / 'refer_seg', dataset, split_by)
     write_refer(root / 'refer_seg', 'refclef', 'unc', img_dir='images/saiapr_tc-12')
     write_llava(root, n=3)  # also writes coco/train2017/0000...jpg
+    paco = ['train2017/000000000000.jpg', 'train2017/000000000001.jpg']
+    write_parts(root, 'vlpart/paco/annotations/paco_lvis_v1_train.json', 'coco', paco)
+    voc = 'vlpart/pascal_part/VOCdevkit/VOC2010/JPEGImages'
+    write_parts(root, 'vlpart/pascal_part/train.json', voc, ['2008_000001.jpg'])
+    write_mapillary(root / 'mapillary')
     reason = root / 'reason_seg' / 'ReasonSeg'
     write_reasonseg(reason, 'train', ['r1', 'r2'])
     write_reasonseg(reason, 'val', ['v1'])
@@ -181,7 +188,13 @@ def test_lisa_mix_config_builds_and_draws_at_9_3_3_1(lisa_data):
     mix = DATASETS.build(localize(copy.deepcopy(loader.dataset.to_dict()), lisa_data))
     names = [type(d).__name__ for d in mix.datasets]
     assert names == ['MixedDataset', 'MixedDataset', 'VQADataset', 'ReasonSegDataset']
-    assert [type(d).__name__ for d in mix.datasets[0].datasets] == ['SemanticSegDataset'] * 2
+    assert [type(d).__name__ for d in mix.datasets[0].datasets] == [
+        'SemanticSegDataset',
+        'SemanticSegDataset',
+        'PartSegDataset',
+        'PartSegDataset',
+        'SemanticSegDataset',
+    ]
     assert [d.dataset for d in mix.datasets[1].datasets] == [
         'refclef',
         'refcoco',
@@ -193,7 +206,11 @@ def test_lisa_mix_config_builds_and_draws_at_9_3_3_1(lisa_data):
     expected = np.array([0.5625, 0.1875, 0.1875, 0.0625])
     assert np.abs(observed - expected).max() < TOLERANCE, observed
     # inside the groups the pick is uniform, as LISA's
+    assert np.abs(frequencies(mix.datasets[0], 4000) - 0.2).max() < TOLERANCE
     assert np.abs(frequencies(mix.datasets[1], 4000) - 0.25).max() < TOLERANCE
+    for source in mix.datasets[0].datasets:  # every semantic / part source yields its masks
+        info = source.get_data_info(0)
+        assert len(info['gt_masks']) == len(info['class_names']) >= 1
     # every source yields packed model inputs with one mask per <SEG> (none for VQA)
     seg_id = build_tokenizer(dict(type='WordTokenizer')).convert_tokens_to_ids('<SEG>')
     first_draw = {}

@@ -244,3 +244,36 @@ def test_lisas_cocostuff_class_file_matches_the_builtin_list(tmp_path):
     path = tmp_path / 'cocostuff_classes.txt'
     path.write_text('\n'.join(lines) + '\n')
     assert load_class_names(str(path)) == builtin  # pixel value 0 is 'person', as in LISA
+
+
+def test_mapillary_classes_and_config(tmp_path):
+    root = tmp_path / 'data' / 'mapillary'
+    labels = [dict(readable='Bird', name='animal--bird'), dict(readable='Ground Animal')]
+    labels += [dict(readable='Curb'), dict(readable='Unlabeled')]
+    root.mkdir(parents=True)
+    (root / 'config_v2.0.json').write_text(json.dumps(dict(labels=labels, version='2.0')))
+    assert load_class_names(str(root / 'config_v2.0.json')) == (
+        'bird',
+        'ground animal',
+        'curb',
+        'unlabeled',
+    )
+    raw = np.full((H, W), 3, np.uint8)
+    raw[:3, :4] = 2  # curb
+    raw[3:, 4:] = 1  # ground animal
+    palette = Image.fromarray(raw, mode='P')  # Mapillary ships palette PNGs
+    palette.putpalette([v for i in range(256) for v in (i, i, i)])
+    for split in ('training', 'validation'):
+        for sub in ('images', 'v2.0/labels'):
+            (root / split / sub).mkdir(parents=True)
+        Image.fromarray(np.full((H, W, 3), 100, np.uint8)).save(root / split / 'images/m.jpg')
+        palette.save(root / split / 'v2.0/labels/m.png')
+    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets', 'mapillary.py'))
+    overrides = dict(data_root=str(root), pipeline=[])
+    val = DATASETS.build(dict(cfg.val_dataloader.dataset, **overrides))
+    train = DATASETS.build(dict(cfg.train_dataloader.dataset, **overrides))
+    assert len(train) == 1 and train.on_error == 'skip'
+    # every label value is a class, 'unlabeled' too, as LISA reads Mapillary
+    names = [val.get_data_info(i)['class_names'] for i in range(len(val))]
+    assert names == [['ground animal'], ['curb'], ['unlabeled']]
+    np.testing.assert_array_equal(val.get_data_info(1)['gt_masks'][0], (raw == 2).astype(np.uint8))

@@ -2,8 +2,8 @@
 # ReasonSeg drawn at sample rates 9:3:3:1 (probabilities 0.5625 / 0.1875 / 0.1875 / 0.0625),
 # validation on ReasonSeg val (gIoU / cIoU overall, short and long queries).
 # Inside the semantic-seg and referring groups a dataset is picked uniformly, regardless of
-# its size, as LISA does. lisakit reads ADE20K and COCO-Stuff (LISA also uses PASCAL-Part,
-# PACO-LVIS and Mapillary). Folder layout under `data_root` (LISA's --dataset_dir):
+# its size, as LISA does: ADE20K, COCO-Stuff, PASCAL-Part, PACO-LVIS and Mapillary; refCLEF,
+# refCOCO, refCOCO+ and refCOCOg. Folder layout under `data_root` (LISA's --dataset_dir):
 # docs/datasets.md. Every source has its own pipeline; the image sizes must match the
 # model: SAM 1024, CLIP 336 for LLaVA-1.5 (224 for LISA v1).
 data_root = 'data'
@@ -53,7 +53,35 @@ cocostuff = dict(
     reduce_zero_label=False,
     ignore_classes_containing='-',
 )
-sem_seg = dict(type='MixedDataset', datasets=[ade20k, cocostuff], seed=1)
+_part_common = dict(
+    type='PartSegDataset',
+    data_root=data_root,
+    num_classes_per_sample=num_classes_per_sample,
+    on_error='skip',
+    pipeline=seg_pipeline,
+)
+pascal_part = dict(
+    **_part_common,
+    ann_file='vlpart/pascal_part/train.json',
+    img_dir='vlpart/pascal_part/VOCdevkit/VOC2010/JPEGImages',
+)
+paco_lvis = dict(
+    **_part_common, ann_file='vlpart/paco/annotations/paco_lvis_v1_train.json', img_dir='coco'
+)
+mapillary = dict(
+    **_sem_seg_common,
+    data_root=data_root + '/mapillary',
+    split='training',
+    classes='mapillary',  # {data_root}/config_v2.0.json
+    img_dir='{split}/images',
+    seg_dir='{split}/v2.0/labels',
+    reduce_zero_label=False,
+)
+sem_seg = dict(
+    type='MixedDataset',
+    datasets=[ade20k, cocostuff, pascal_part, paco_lvis, mapillary],
+    seed=1,
+)
 
 _refer_common = dict(
     type='RefCOCODataset',
