@@ -15,7 +15,27 @@ from typing import Sequence
 import numpy as np
 
 from .reasonseg import VAL_SHORT_PROMPT
-from .templates import VAL_ANSWER, to_turns
+from .templates import VAL_ANSWER, check_templates, to_turns
+
+
+def init_short_queries(
+    dataset: object,
+    num_classes_per_sample: int,
+    answers: Sequence[str],
+    short_questions: Sequence[str],
+) -> None:
+    """Check and set ``num_classes_per_sample``, ``answers`` and ``short_questions`` on a
+    class-name dataset (refCOCO, semantic and part segmentation).
+
+    Raises:
+        ValueError: If ``num_classes_per_sample < 1`` or a template is malformed.
+    """
+    if num_classes_per_sample < 1:
+        raise ValueError(f'num_classes_per_sample={num_classes_per_sample}; expected >= 1.')
+    name = type(dataset).__name__
+    check_templates(name, answers=answers, short_questions=short_questions)
+    dataset.num_classes_per_sample = num_classes_per_sample
+    dataset.answers, dataset.short_questions = list(answers), list(short_questions)
 
 
 def short_turns(

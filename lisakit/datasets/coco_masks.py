@@ -177,8 +177,8 @@ def check_rle(
         )
 
 
-def _parts(segmentation: Any, first_index: int) -> list[tuple[str, Any]]:
-    """``(name, part)`` of each part of a segmentation."""
+def _parts(segmentation: Any, first_index: int, allow_empty: bool) -> list[tuple[str, Any]]:
+    """``(name, part)`` of each part of a segmentation (none for an allowed ``[]``)."""
     if isinstance(segmentation, dict):
         return [('RLE', segmentation)]
     if not isinstance(segmentation, list):
@@ -186,7 +186,7 @@ def _parts(segmentation: Any, first_index: int) -> list[tuple[str, Any]]:
             f'segmentation must be a list of polygons or an RLE dict, got '
             f'{type(segmentation).__name__}'
         )
-    if not segmentation:
+    if not segmentation and not allow_empty:
         raise ValueError('empty segmentation (no polygon and no RLE)')
     return [
         (f'{"RLE" if isinstance(part, dict) else "polygon"} {i}', part)
@@ -200,6 +200,7 @@ def check_segmentation(
     width: int,
     first_index: int = 0,
     outside_tolerance: Optional[float] = None,
+    allow_empty: bool = False,
 ) -> None:
     """Raise ``ValueError`` saying what is wrong with a COCO segmentation.
 
@@ -209,8 +210,9 @@ def check_segmentation(
         width: Image width in pixels.
         first_index: Number of the first part in messages (``'polygon 0'``).
         outside_tolerance: See :func:`check_polygon_bounds`.
+        allow_empty: Accept ``[]`` (no part: an empty mask) instead of raising.
     """
-    for name, part in _parts(segmentation, first_index):
+    for name, part in _parts(segmentation, first_index, allow_empty):
         if isinstance(part, dict):
             check_rle(part, name, height, width)
         else:
@@ -235,6 +237,7 @@ def segmentation_to_mask(
     width: int,
     first_index: int = 0,
     outside_tolerance: Optional[float] = None,
+    allow_empty: bool = False,
 ) -> np.ndarray:
     """Decode a COCO segmentation into a binary mask.
 
@@ -245,6 +248,7 @@ def segmentation_to_mask(
         width: Image width in pixels.
         first_index: Number of the first part in messages.
         outside_tolerance: See :func:`check_polygon_bounds`.
+        allow_empty: Decode ``[]`` (no part) as an all-zero mask instead of raising.
 
     Returns:
         (H, W) uint8 mask: 1 inside any part, 0 elsewhere.
@@ -252,7 +256,9 @@ def segmentation_to_mask(
     Raises:
         ValueError: If the segmentation is malformed.
     """
-    check_segmentation(segmentation, height, width, first_index, outside_tolerance)
-    parts = [p for _, p in _parts(segmentation, first_index)]
+    check_segmentation(segmentation, height, width, first_index, outside_tolerance, allow_empty)
+    parts = [p for _, p in _parts(segmentation, first_index, allow_empty)]
+    if not parts:
+        return np.zeros((height, width), np.uint8)  # (H, W)
     rle = mask_utils.merge([_to_rle(p, height, width) for p in parts], intersect=False)
     return np.ascontiguousarray(mask_utils.decode(rle), dtype=np.uint8)  # (H, W)

@@ -12,7 +12,6 @@ its name; the mask is the one instance's segmentation. Layouts (LISA's ``--datas
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Sequence, Union
 
@@ -22,11 +21,12 @@ from mmengine.dataset import BaseDataset
 from lisakit.registry import DATASETS
 
 from .bad_samples import SkipBadSamplesMixin
-from .class_queries import short_turns, val_query
+from .class_queries import init_short_queries, short_turns, val_query
 from .coco_masks import check_segmentation, segmentation_to_mask
 from .draws import sample_rng
 from .image_info import image_hw
-from .templates import ANSWER_LIST, SHORT_QUESTION_LIST, check_templates
+from .refcoco import read_coco_json
+from .templates import ANSWER_LIST, SHORT_QUESTION_LIST
 
 #: Separator of object and part in a category name, and LVIS's sense suffix.
 PART_SEPARATOR = ':'
@@ -92,27 +92,10 @@ class PartSegDataset(SkipBadSamplesMixin, BaseDataset):
         on_error: str = 'raise',
         **kwargs,
     ) -> None:
-        if num_classes_per_sample < 1:
-            raise ValueError(f'num_classes_per_sample={num_classes_per_sample}; expected >= 1.')
+        init_short_queries(self, num_classes_per_sample, answers, short_questions)
         self._init_on_error(on_error)
         self.img_dir, self.seed = img_dir, seed
-        self.num_classes_per_sample = num_classes_per_sample
-        check_templates(type(self).__name__, answers=answers, short_questions=short_questions)
-        self.answers, self.short_questions = list(answers), list(short_questions)
         super().__init__(data_root=data_root, ann_file=ann_file, **kwargs)
-
-    def _read(self) -> dict:
-        if not os.path.isfile(self.ann_file):
-            raise FileNotFoundError(f'{self.ann_file}: annotation file not found.')
-        try:
-            with open(self.ann_file, encoding='utf-8') as f:
-                data = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f'{self.ann_file}: invalid JSON ({err}).') from err
-        missing = [k for k in ('images', 'annotations', 'categories') if k not in data]
-        if missing:
-            raise ValueError(f'{self.ann_file}: missing {missing}; expected COCO instances.')
-        return data
 
     def _instance(self, ann: dict, img: Optional[dict], names: dict) -> dict:
         """``(segmentation, name)`` of a valid annotation; ``ValueError`` naming it."""
@@ -127,7 +110,11 @@ class PartSegDataset(SkipBadSamplesMixin, BaseDataset):
 
     def load_data_list(self) -> list[dict]:
         """One entry per image with instances (training) or per instance (test mode)."""
-        data = self._read()
+        data = read_coco_json(
+            self.ann_file,
+            ('images', 'annotations', 'categories'),
+            f'{self.ann_file}: annotation file not found.',
+        )
         names = {c['id']: category_name(c['name']) for c in data['categories']}
         images = {img['id']: img for img in data['images']}
         by_image: dict = {}

@@ -28,11 +28,11 @@ from mmengine.dataset import BaseDataset
 from lisakit.registry import DATASETS
 
 from .bad_samples import SkipBadSamplesMixin
-from .class_queries import short_turns, val_query
+from .class_queries import init_short_queries, short_turns, val_query
 from .coco_masks import check_segmentation, segmentation_to_mask
 from .draws import sample_rng
 from .image_info import image_hw
-from .templates import ANSWER_LIST, SHORT_QUESTION_LIST, check_templates
+from .templates import ANSWER_LIST, SHORT_QUESTION_LIST
 
 #: splitBy of each REFER dataset when not given (LISA: umd for refcocog, unc otherwise).
 DEFAULT_SPLIT_BY = dict(refcocog='umd')
@@ -101,20 +101,33 @@ def load_refer_pickle(path: str) -> list[dict]:
     return refs
 
 
-def load_coco_instances(path: str) -> tuple[dict, dict]:
-    """``(images by id, annotations by id)`` of a COCO ``instances.json``."""
+def read_coco_json(path: str, required: Sequence[str], not_found: str) -> dict:
+    """A COCO-format JSON file as a dict holding the ``required`` keys.
+
+    Raises:
+        FileNotFoundError: With the message ``not_found`` if the file is missing.
+        ValueError: Naming the file, for invalid JSON or missing keys.
+    """
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f'COCO annotation file {path!r} not found; it ships with the REFER release '
-            'next to refs(splitBy).p.'
-        )
+        raise FileNotFoundError(not_found)
     try:
         with open(path, encoding='utf-8') as f:
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise _error(path, f'invalid JSON ({err}); re-download the file.') from err
-    if not isinstance(data, dict) or not {'images', 'annotations'} <= set(data):
-        raise _error(path, 'missing "images" / "annotations"; expected a COCO instances file.')
+    missing = [k for k in required if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise _error(path, f'missing {missing}; expected a COCO instances file.')
+    return data
+
+
+def load_coco_instances(path: str) -> tuple[dict, dict]:
+    """``(images by id, annotations by id)`` of a COCO ``instances.json``."""
+    not_found = (
+        f'COCO annotation file {path!r} not found; it ships with the REFER release '
+        'next to refs(splitBy).p.'
+    )
+    data = read_coco_json(path, ('images', 'annotations'), not_found)
     images = {img['id']: img for img in data['images'] if isinstance(img, dict) and 'id' in img}
     anns = {a['id']: a for a in data['annotations'] if isinstance(a, dict) and 'id' in a}
     return images, anns
@@ -184,15 +197,11 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
         self.empty_mask = empty_segmentation == 'empty_mask'
         if split not in SPLITS:
             raise ValueError(f'split={split!r}; expected one of {SPLITS}.')
-        if num_classes_per_sample < 1:
-            raise ValueError(f'num_classes_per_sample={num_classes_per_sample}; expected >= 1.')
+        init_short_queries(self, num_classes_per_sample, answers, short_questions)
         self._init_on_error(on_error)
         self.dataset, self.split, self.seed = dataset, split, seed
         self.split_by = split_by or DEFAULT_SPLIT_BY.get(dataset, FALLBACK_SPLIT_BY)
         self.img_dir = img_dir or DEFAULT_IMG_DIRS.get(dataset, COCO_IMG_DIR)
-        self.num_classes_per_sample = num_classes_per_sample
-        check_templates(type(self).__name__, answers=answers, short_questions=short_questions)
-        self.answers, self.short_questions = list(answers), list(short_questions)
         super().__init__(data_root=data_root, ann_file='', **kwargs)
 
     @property
@@ -235,8 +244,7 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
             raise _error(self.instances_file, f'ref {ref_id}: missing keys {missing}.')
         try:
             height, width = int(img['height']), int(img['width'])
-            if not (self.empty_mask and ann['segmentation'] == []):
-                check_segmentation(ann['segmentation'], height, width)
+            check_segmentation(ann['segmentation'], height, width, allow_empty=self.empty_mask)
         except (TypeError, ValueError) as err:
             msg = f'annotation {ref["ann_id"]} (ref {ref_id}): {err}.'
             raise _error(self.instances_file, msg) from err
@@ -335,9 +343,7 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
                 f'rotation) but {self.instances_file} says {width}x{height}.'
             )
         masks = [
-            np.zeros((height, width), np.uint8)  # empty segmentation, as LISA
-            if s == [] and self.empty_mask
-            else segmentation_to_mask(s, height, width)
+            segmentation_to_mask(s, height, width, allow_empty=self.empty_mask)
             for s in info.pop('segmentations')
         ]
         info['gt_masks'] = np.stack(masks)  # (N, H, W)

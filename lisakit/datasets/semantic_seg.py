@@ -24,11 +24,11 @@ from lisakit.registry import DATASETS
 from lisakit.utils.constants import IGNORE_INDEX
 
 from .bad_samples import SkipBadSamplesMixin
-from .class_queries import short_turns, val_query
+from .class_queries import init_short_queries, short_turns, val_query
 from .draws import sample_rng
 from .image_info import image_hw
 from .semseg_classes import load_class_names
-from .templates import ANSWER_LIST, SHORT_QUESTION_LIST, check_templates
+from .templates import ANSWER_LIST, SHORT_QUESTION_LIST
 
 #: Label value that ``reduce_zero_label`` turns into ``IGNORE_INDEX``.
 ZERO_LABEL = 0
@@ -90,8 +90,7 @@ class SemanticSegDataset(SkipBadSamplesMixin, BaseDataset):
         on_error: str = 'raise',
         **kwargs,
     ) -> None:
-        if num_classes_per_sample < 1:
-            raise ValueError(f'num_classes_per_sample={num_classes_per_sample}; expected >= 1.')
+        init_short_queries(self, num_classes_per_sample, answers, short_questions)
         self._init_on_error(on_error)
         if classes == MAPILLARY:  # the class file ships with the dataset
             classes = os.path.join(data_root, MAPILLARY_CONFIG)
@@ -108,10 +107,7 @@ class SemanticSegDataset(SkipBadSamplesMixin, BaseDataset):
             ],
             dtype=np.int64,
         )
-        self.num_classes_per_sample = num_classes_per_sample
         self._lookup_8bit: Optional[np.ndarray] = None
-        check_templates(type(self).__name__, answers=answers, short_questions=short_questions)
-        self.answers, self.short_questions = list(answers), list(short_questions)
         metainfo = {'classes': self.class_names, **(kwargs.pop('metainfo', None) or {})}
         super().__init__(data_root=data_root, ann_file='', metainfo=metainfo, **kwargs)
 
