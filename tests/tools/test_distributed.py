@@ -275,15 +275,10 @@ def test_zero2_without_deepspeed_fails_clearly(monkeypatch):
 
 #: ZeRO-2 runs: 32 samples / (2 ranks x batch 8) = 2 iterations per epoch, a whole
 #: accumulation cycle (accumulative_counts=2), so epoch checkpoints fall on optimizer steps.
-ZERO2_OPTS = [
-    'train_dataloader.dataset.num_samples=32',
-    'val_dataloader.dataset.num_samples=8',
+ZERO2_OPTS = SMALL + [
+    'train_dataloader.dataset.num_samples=32',  # overrides SMALL's 16
     'model.backbone.lora.dropout=0.0',
     'param_scheduler.0.end=2',
-] + [
-    f'{loader}.{key}'
-    for loader in ('train_dataloader', 'val_dataloader')
-    for key in ('num_workers=0', 'persistent_workers=False')
 ]
 
 

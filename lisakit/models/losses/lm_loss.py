@@ -64,7 +64,11 @@ class LMCrossEntropyLoss(nn.Module):
         return self.loss_weight * total / count.clamp(min=1)
 
     def _dense(self, logits: torch.Tensor, labels: torch.Tensor, per_sample: bool) -> torch.Tensor:
-        """CE on (B, L, V) logits and (B, L) labels."""
+        """CE on (B, L, V) logits and (B, L) labels.
+
+        Kept apart from the selected-position path: flattening to (B * (L-1), V) gives the
+        same values up to float summation order, which moved the demo's results.
+        """
         shift_logits = logits[:, :-1].float()  # (B, L-1, V)
         shift_labels = labels[:, 1:]  # (B, L-1)
         loss = F.cross_entropy(
