@@ -14,6 +14,8 @@ from lisakit.registry import MODELS
 from lisakit.structures import ReasonSegDataSample
 from lisakit.utils.constants import MASK_LOGIT_THRESHOLD
 
+from .grouping import group_rows, is_one_per_sample, sample_counts, sample_mean, sequence_samples
+
 SampleList = Sequence[ReasonSegDataSample]
 
 
@@ -23,7 +25,10 @@ def _parameter_counts(module: nn.Module) -> tuple[int, int]:
 
 
 PREDICT_MODES = ('teacher_forced', 'generate')
-DEFAULT_GENERATION_CFG = dict(max_new_tokens=32)
+#: LISA's chat.py: greedy, up to 512 new tokens, stopping at EOS (an explanatory answer
+#: is a paragraph; 32 tokens would cut it).
+DEFAULT_MAX_NEW_TOKENS = 512
+DEFAULT_GENERATION_CFG = dict(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
 
 #: An example config for each required part, quoted in the error for a missing one.
 REQUIRED_PARTS = dict(
@@ -189,18 +194,26 @@ class LISA(BaseModel):
     def _run(self, inputs: dict, data_samples: SampleList) -> tuple[dict, list[torch.Tensor]]:
         """SAM + backbone + neck: LM outputs and (n_i, H_i, W_i) mask logits per sample.
 
-        The frozen SAM encoder runs first (as in LISA): its large transient activations
-        are freed before the LLM's activations for the backward pass are allocated.
+        LISA's layout: the B samples (images) hold N >= B one-turn sequences
+        (``inputs['seq_to_sample']``, see ``grouping.py``). The frozen SAM encoder runs
+        once per image, first (as in LISA: its large transient activations are freed
+        before the LLM's are allocated); the backbone runs on the N sequences, each with
+        its image's CLIP pixels; the ``<SEG>`` states of a sample's sequences are decoded
+        together, in sequence order, over its image's embedding.
         """
-        counts = (inputs['input_ids'] == self.backbone.seg_token_id).sum(dim=1).tolist()
+        num_samples = inputs['sam_images'].shape[0]
+        seq_to_sample = sequence_samples(inputs, num_samples)  # (N,)
+        seq_counts = (inputs['input_ids'] == self.backbone.seg_token_id).sum(dim=1)  # (N,)
+        counts = sample_counts(seq_counts, seq_to_sample, num_samples)  # B x n_i
         image_embeddings = self._embed_images(inputs['sam_images'], counts)  # (B, C, h, w)
         lm = self.backbone(
             inputs['input_ids'],
             inputs['attention_mask'],
-            inputs['clip_images'],
+            self._clip_per_sequence(inputs['clip_images'], seq_to_sample),  # (N, 3, s, s)
             inputs.get('labels'),
         )
-        seg_embeds = lm['seg_embeds']  # B x (n_i, D)
+        lm['seq_to_sample'] = seq_to_sample
+        seg_embeds = group_rows(lm['seg_embeds'], seq_to_sample, num_samples)  # B x (n_i, D)
         assert [len(e) for e in seg_embeds] == counts, 'one hidden state per <SEG>'
         prompts = self._project(torch.cat(seg_embeds)).split(counts)  # B x (n_i, C)
         low_res, lm['iou_scores'] = self.head(image_embeddings, prompts, return_iou=True)
@@ -210,6 +223,11 @@ class LISA(BaseModel):
             for m, ds in zip(low_res, data_samples)
         ]
         return lm, masks
+
+    @staticmethod
+    def _clip_per_sequence(clip_images: torch.Tensor, seq_to_sample: torch.Tensor) -> torch.Tensor:
+        """(B, 3, s, s) -> (N, 3, s, s): each sequence gets its image (LISA duplicates it)."""
+        return clip_images if is_one_per_sample(seq_to_sample) else clip_images[seq_to_sample]
 
     def _embed_images(self, images: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
         """SAM embeddings (B, C, h, w) of the images whose sample has a ``<SEG>``.
@@ -295,13 +313,16 @@ class LISA(BaseModel):
 
         Teacher-forced (LISA's validation): masks from the given answer; fills
         ``pred_masks`` (n_i, H, W) bool and ``pred_iou_scores`` (n_i,) (SAM's predicted
-        IoU) on CPU and, where targets exist, per-sample
-        ``losses``. Generate: see :meth:`predict_generate`.
+        IoU) on CPU and, where targets exist, per-sample ``losses``. A sample of several
+        sequences gets the mean of its sequences' CE (each a token mean); the training
+        ``loss_ce`` is the token mean over all sequences, as LISA's. Generate: see
+        :meth:`predict_generate`.
         """
         if self.predict_mode == 'generate':
             return self.predict_generate(inputs, data_samples)
         lm, masks = self._run(inputs, data_samples)
-        ce = self._loss_ce(lm, per_sample=True)  # (B,)
+        seq_ce = self._loss_ce(lm, per_sample=True)  # (N,)
+        ce = sample_mean(seq_ce, lm['seq_to_sample'], len(masks))  # (B,)
         for i, (m, ds) in enumerate(zip(masks, data_samples)):
             ds.pred_masks = (m > MASK_LOGIT_THRESHOLD).cpu()
             ds.pred_iou_scores = lm['iou_scores'][i].detach().float().cpu()
@@ -317,44 +338,72 @@ class LISA(BaseModel):
 
     @torch.no_grad()
     def predict_generate(self, inputs: dict, data_samples: SampleList) -> SampleList:
-        """Generate each answer from its prompt and decode one mask per generated ``<SEG>``.
+        """Generate each sequence's answer from its prompt; one mask per generated ``<SEG>``.
 
-        The prompt is the input up to the first supervised label (the answer is cut
-        off). Fills ``pred_text``, ``num_generated_seg``, ``pred_masks`` and
-        ``pred_iou_scores``; with targets, missing masks count as empty predictions and
-        extra ones are dropped, so the metric compares one prediction per target.
+        The prompt is the sequence up to its first supervised label (the answer is cut
+        off). A sample's masks are those of its sequences, concatenated in order, and
+        its ``pred_text`` their answers joined by newlines. Fills ``pred_text``,
+        ``num_generated_seg``, ``pred_masks`` and ``pred_iou_scores``; with targets,
+        missing masks count as empty predictions and extra ones are dropped (per
+        sequence when the given answers hold one ``<SEG>`` per target, else per
+        sample), so the metric compares one prediction per target.
         """
+        num_samples = inputs['sam_images'].shape[0]
+        seq_to_sample = sequence_samples(inputs, num_samples).tolist()  # N
         image_embeddings = self.sam_encoder(inputs['sam_images'])  # (B, C, h, w)
+        given = (inputs['input_ids'] == self.backbone.seg_token_id).sum(dim=1).tolist()  # N
+        outputs = [[] for _ in range(num_samples)]  # B x [(text, masks, ious) per sequence]
+        for n, i in enumerate(seq_to_sample):
+            outputs[i].append(
+                self._generate_one(
+                    self._prompt(inputs, n),
+                    inputs['clip_images'][i : i + 1],
+                    image_embeddings[i : i + 1],
+                    data_samples[i].metainfo,
+                )
+            )
         for i, ds in enumerate(data_samples):
-            labels = inputs['labels'][i]
-            start = (
-                int(torch.nonzero(labels != self.loss_ce.ignore_index)[0])
-                if bool((labels != self.loss_ce.ignore_index).any())
-                else len(labels)
-            )
-            prompt = inputs['input_ids'][i : i + 1, :start]  # (1, L)
-            pixels = inputs['clip_images'][i : i + 1]
-            seq = self.backbone.generate(
-                prompt, torch.ones_like(prompt), pixels, **self.generation_cfg
-            )  # (1, L' + n)
-            lm = self.backbone.forward_expanded(seq, torch.ones_like(seq), pixels)
-            prompts = self._project(lm['seg_embeds'][0])  # (n, C)
-            low_res, ious = self.head(image_embeddings[i : i + 1], [prompts], return_iou=True)
-            low_res, ious = low_res[0], ious[0].float().cpu()  # (n, 4h, 4w), (n,)
-            masks = (
-                self.head.postprocess(low_res, ds.metainfo['sam_resize'], ds.metainfo['ori_shape'])
-                > MASK_LOGIT_THRESHOLD
-            )
-            ds.pred_text = self.backbone.tokenizer.decode(
-                seq[0, self._expanded_length(prompt) :], skip_special_tokens=True
-            )
-            ds.num_generated_seg = len(masks)
+            texts, masks, ious = (list(x) for x in zip(*outputs[i]))
+            ds.pred_text = '\n'.join(texts)
+            ds.num_generated_seg = sum(len(m) for m in masks)
             if 'gt_masks' in ds:
-                masks = _match_count(masks, len(ds.gt_masks))
+                wanted = [given[n] for n, j in enumerate(seq_to_sample) if j == i]
+                if sum(wanted) == len(ds.gt_masks):  # the given answers: one <SEG> per target
+                    masks = [_match_count(m, k) for m, k in zip(masks, wanted)]
+                    ious = [_match_count(s, k) for s, k in zip(ious, wanted)]
+                masks = [_match_count(torch.cat(masks), len(ds.gt_masks))]
+                ious = [_match_count(torch.cat(ious), len(ds.gt_masks))]  # 0 for padding
                 ds.gt_masks = ds.gt_masks.cpu()
-            ds.pred_masks = masks.cpu()
-            ds.pred_iou_scores = _match_count(ious, len(masks))  # 0 for padded masks
+            ds.pred_masks, ds.pred_iou_scores = torch.cat(masks), torch.cat(ious)
         return data_samples
+
+    def _prompt(self, inputs: dict, n: int) -> torch.Tensor:
+        """(1, L) ids of sequence ``n`` up to its first supervised label."""
+        supervised = torch.nonzero(inputs['labels'][n] != self.loss_ce.ignore_index)
+        start = int(supervised[0]) if len(supervised) else inputs['labels'].shape[1]
+        return inputs['input_ids'][n : n + 1, :start]
+
+    def _generate_one(
+        self,
+        prompt: torch.Tensor,
+        pixels: torch.Tensor,
+        image_embedding: torch.Tensor,
+        metainfo: dict,
+    ) -> tuple[str, torch.Tensor, torch.Tensor]:
+        """Answer one prompt (1, L) about CLIP pixels (1, 3, s, s) and decode its
+        ``<SEG>`` over the SAM embedding (1, C, h, w): the text, (k, H, W) bool masks
+        and (k,) predicted IoUs, on CPU."""
+        seq = self.backbone.generate(
+            prompt, torch.ones_like(prompt), pixels, **self.generation_cfg
+        )  # (1, L' + k)
+        lm = self.backbone.forward_expanded(seq, torch.ones_like(seq), pixels)
+        prompts = self._project(lm['seg_embeds'][0])  # (k, C)
+        low_res, ious = self.head(image_embedding, [prompts], return_iou=True)
+        masks = self.head.postprocess(low_res[0], metainfo['sam_resize'], metainfo['ori_shape'])
+        text = self.backbone.tokenizer.decode(
+            seq[0, self._expanded_length(prompt) :], skip_special_tokens=True
+        )
+        return text, (masks > MASK_LOGIT_THRESHOLD).cpu(), ious[0].float().cpu()
 
     def _project(self, seg_embeds: torch.Tensor) -> torch.Tensor:
         """Neck on (N, D) ``<SEG>`` states, cast to the neck's dtype (a bf16 / fp16 or

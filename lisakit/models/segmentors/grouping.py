@@ -1,0 +1,99 @@
+"""LISA's sample layout: several one-turn sequences per image (LISA's ``offset``).
+
+A batch holds B samples (images) and N >= B token sequences. ``seq_to_sample`` (N,)
+names the sample of each sequence, non-decreasing, every sample with at least one
+sequence: LISA's ``offset`` tensor written per sequence (``offset = [0, 3, 5]`` is
+``seq_to_sample = [0, 0, 0, 1, 1]``). Without it every sample is one sequence.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+#: The key of the sequence -> sample index in a batch's ``inputs``.
+SEQ_TO_SAMPLE = 'seq_to_sample'
+
+
+def sequence_samples(inputs: dict, num_samples: int) -> torch.Tensor:
+    """The sample index (N,) int64 of every sequence of ``inputs``, checked.
+
+    Args:
+        inputs: A batch with ``input_ids`` (N, L) and optionally ``seq_to_sample`` (N,).
+        num_samples: B, the number of samples (images) of the batch.
+
+    Returns:
+        ``inputs['seq_to_sample']``, or ``arange(B)`` when absent (then N must equal B).
+
+    Raises:
+        ValueError: When the index does not fit the batch, naming the key.
+    """
+    num_seqs = inputs['input_ids'].shape[0]
+    device = inputs['input_ids'].device
+    index = inputs.get(SEQ_TO_SAMPLE)
+    if index is None:
+        if num_seqs != num_samples:
+            raise ValueError(
+                f'inputs hold {num_seqs} sequences for {num_samples} samples but no '
+                f'{SEQ_TO_SAMPLE!r}; give {SEQ_TO_SAMPLE} (N,) naming the sample of each '
+                'sequence, or one sequence per sample.'
+            )
+        return torch.arange(num_samples, device=device)
+    index = torch.as_tensor(index, device=device).long()
+    covered = torch.bincount(index.clamp(0, max(num_samples - 1, 0)), minlength=num_samples)
+    if (
+        index.shape != (num_seqs,)
+        or bool((index < 0).any() or (index >= num_samples).any())
+        or bool((index[1:] < index[:-1]).any())
+        or bool((covered[:num_samples] == 0).any())
+    ):
+        raise ValueError(
+            f'inputs[{SEQ_TO_SAMPLE!r}]={index.tolist()} must be ({num_seqs},) sample indices '
+            f'in [0, {num_samples}), non-decreasing, with every sample present (one or more '
+            'sequences per image, in sample order).'
+        )
+    return index
+
+
+def is_one_per_sample(seq_to_sample: torch.Tensor) -> bool:
+    """True when every sample is a single sequence (N == B, index = arange)."""
+    return bool(
+        torch.equal(seq_to_sample, torch.arange(len(seq_to_sample), device=seq_to_sample.device))
+    )
+
+
+def sample_counts(
+    seq_counts: torch.Tensor, seq_to_sample: torch.Tensor, num_samples: int
+) -> list[int]:
+    """Per-sample totals (B,) of per-sequence counts (N,), e.g. ``<SEG>`` tokens."""
+    totals = seq_counts.new_zeros(num_samples).index_add_(0, seq_to_sample, seq_counts)
+    return totals.tolist()
+
+
+def group_rows(
+    rows: Sequence[torch.Tensor], seq_to_sample: torch.Tensor, num_samples: int
+) -> list[torch.Tensor]:
+    """Concatenate per-sequence (n_j, ...) tensors into per-sample ones, in sequence order.
+
+    Args:
+        rows: N tensors, e.g. the ``<SEG>`` states (n_j, D) of each sequence.
+        seq_to_sample: (N,) sample of each sequence (non-decreasing).
+        num_samples: B.
+
+    Returns:
+        B tensors (sum of the n_j of the sample's sequences, ...).
+    """
+    groups: list[list[torch.Tensor]] = [[] for _ in range(num_samples)]
+    for row, sample in zip(rows, seq_to_sample.tolist()):
+        groups[sample].append(row)
+    return [torch.cat(g) if len(g) > 1 else g[0] for g in groups]
+
+
+def sample_mean(
+    values: torch.Tensor, seq_to_sample: torch.Tensor, num_samples: int
+) -> torch.Tensor:
+    """Mean (B,) over each sample's sequences of per-sequence values (N,)."""
+    total = values.new_zeros(num_samples).index_add_(0, seq_to_sample, values)
+    count = values.new_zeros(num_samples).index_add_(0, seq_to_sample, torch.ones_like(values))
+    return total / count
