@@ -29,6 +29,9 @@ def main() -> int:
     parser.add_argument('question')
     parser.add_argument('--out', default='infer_out', help='folder for the PNGs')
     parser.add_argument('--answer', help='teacher-force this answer instead of generating')
+    parser.add_argument(
+        '--max-new-tokens', type=int, help="most tokens to write (default: the config's, 512)"
+    )
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--precision', choices=sorted(PRECISIONS), help='default: the config')
     quant = parser.add_mutually_exclusive_group()
@@ -44,7 +47,9 @@ def main() -> int:
         load_in_4bit=args.load_in_4bit,
         load_in_8bit=args.load_in_8bit,
     )
-    sample = inference_model(model, args.image, args.question, answer=args.answer)
+    sample = inference_model(
+        model, args.image, args.question, answer=args.answer, max_new_tokens=args.max_new_tokens
+    )
     image = LoadImageFromFile()(dict(img_path=args.image))['img']
     masks = sample.pred_masks.numpy()
     print(sample.pred_text)

@@ -177,7 +177,11 @@ ANNOTATION_STEPS = ('LoadReasonSegAnnotation', 'LoadMaskAnnotations')
 
 
 def inference_model(
-    model: nn.Module, image: Union[str, np.ndarray], question: str, answer: Optional[str] = None
+    model: nn.Module,
+    image: Union[str, np.ndarray],
+    question: str,
+    answer: Optional[str] = None,
+    max_new_tokens: Optional[int] = None,
 ) -> ReasonSegDataSample:
     """Segment ``image`` for ``question``.
 
@@ -188,12 +192,20 @@ def inference_model(
         answer: ``None`` to let the model write its answer (greedy decoding, one mask per
             generated ``<SEG>``), or a given answer with one ``<SEG>`` per wanted mask
             (teacher-forced, e.g. LISA's ``'<SEG>.'``).
+        max_new_tokens: Most tokens the model may write (it stops earlier at EOS);
+            ``None``: the model's ``generation_cfg`` (512 by default, as LISA's chat).
 
     Returns:
         A data sample with ``pred_text`` (the generated answer, or the given one),
         ``pred_masks`` (n, H, W) bool at the image's size (one per ``<SEG>``) and
         ``pred_iou_scores`` (n,) (SAM's predicted IoU of each mask).
     """
+    if max_new_tokens is not None and (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 1
+    ):
+        raise ValueError(f'max_new_tokens={max_new_tokens!r}; expected a positive integer.')
     if '<image>' not in question:
         question = '<image>\n' + question
     steps = [
@@ -207,7 +219,8 @@ def inference_model(
     data = model.data_preprocessor(pseudo_collate([Compose(steps)(results)]), False)
     with torch.no_grad():
         if answer is None:
-            return model.predict_generate(data['inputs'], data['data_samples'])[0]
+            overrides = None if max_new_tokens is None else dict(max_new_tokens=max_new_tokens)
+            return model.predict_generate(data['inputs'], data['data_samples'], overrides)[0]
         sample = model(**data, mode='predict')[0]
     sample.pred_text = answer
     return sample

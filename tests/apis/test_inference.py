@@ -35,6 +35,18 @@ def test_teacher_forced_and_generated_inference(tiny_cfg, tmp_path):
     assert generated.pred_iou_scores.shape == (generated.num_generated_seg,)
 
 
+def test_max_new_tokens_bounds_the_answer(tiny_cfg):
+    model = init_model(tiny_cfg)
+    image, _ = render_scene(SHAPES, 64)
+    short = inference_model(model, image, 'the red shape', max_new_tokens=1)
+    longer = inference_model(model, image, 'the red shape', max_new_tokens=6)
+    assert len(short.pred_text.split()) <= 1
+    assert longer.pred_text.startswith(short.pred_text)  # greedy: the same first token
+    assert model.generation_cfg == tiny_cfg.model.generation_cfg  # the call did not change it
+    with pytest.raises(ValueError, match='max_new_tokens=0'):
+        inference_model(model, image, 'the red shape', max_new_tokens=0)
+
+
 def test_inference_drops_the_mask_loader_of_a_jsonl_pipeline(tiny_cfg):
     """A config whose pipeline loads masks (JSONL, VQA) still predicts one mask per <SEG>."""
     cfg = copy.deepcopy(tiny_cfg)
@@ -145,3 +157,15 @@ def test_infer_tool_writes_mask_and_overlay(tmp_path):
         mask[..., None] > 0, (0.5 * image + 0.5 * np.array([230, 30, 30])).round(), image
     )
     np.testing.assert_array_equal(overlay, expected.astype(np.uint8))
+
+
+def test_infer_tool_generates_with_max_new_tokens(tmp_path):
+    image, _ = render_scene(SHAPES, 64)
+    path = tmp_path / 'scene.png'
+    Image.fromarray(image).save(path)
+    args = [DEMO, '-', str(path), 'the red shape', '--out', str(tmp_path / 'out')]
+    proc = run_tool('infer.py', *args, '--max-new-tokens', '2')
+    assert proc.returncode == 0, output(proc)
+    lines = proc.stdout.splitlines()
+    answer = lines[next(i for i, x in enumerate(lines) if x.startswith('predicted IoU')) - 1]
+    assert len(answer.split()) <= 2 and 'mask(s) written' in proc.stdout

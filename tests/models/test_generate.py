@@ -58,6 +58,13 @@ def test_free_generation_matches_target_count(model_and_data):
         assert isinstance(sample.pred_text, str)
 
 
+def test_default_generation_length_is_lisas(tiny_model_cfg):
+    """LISA's chat writes up to 512 new tokens (stopping at EOS); the tiny demo sets 32."""
+    assert MODELS.build(tiny_model_cfg).generation_cfg == dict(max_new_tokens=32)
+    del tiny_model_cfg['generation_cfg']
+    assert MODELS.build(tiny_model_cfg).generation_cfg == dict(max_new_tokens=512)
+
+
 def test_unknown_predict_mode(tiny_model_cfg):
     tiny_model_cfg['predict_mode'] = 'beam'
     with pytest.raises(ValueError, match='predict_mode'):

@@ -71,7 +71,8 @@ def test_random_llava_folder_trains_and_infers(tmp_path):
         f'_base_ = [{RECIPE_REASONSEG!r}]\n'
         f'model = dict(sam_encoder=dict(_delete_=True, **{tiny.sam_encoder.to_dict()!r}),\n'
         f'             head=dict(_delete_=True, **{tiny.head.to_dict()!r}),\n'
-        f'             neck=dict(out_channels={tiny.neck.out_channels}))\n'
+        f'             neck=dict(out_channels={tiny.neck.out_channels}),\n'
+        '             generation_cfg=dict(max_new_tokens=32))  # a random LLM never stops\n'
         'pipeline = [\n'
         "    dict(type='LoadImageFromFile'), dict(type='LoadReasonSegAnnotation'),\n"
         "    dict(type='SAMPreprocess', img_size=64), dict(type='CLIPPreprocess', size=56),\n"

@@ -337,7 +337,9 @@ class LISA(BaseModel):
         return data_samples
 
     @torch.no_grad()
-    def predict_generate(self, inputs: dict, data_samples: SampleList) -> SampleList:
+    def predict_generate(
+        self, inputs: dict, data_samples: SampleList, generation_cfg: Optional[dict] = None
+    ) -> SampleList:
         """Generate each sequence's answer from its prompt; one mask per generated ``<SEG>``.
 
         The prompt is the sequence up to its first supervised label (the answer is cut
@@ -346,8 +348,10 @@ class LISA(BaseModel):
         ``num_generated_seg``, ``pred_masks`` and ``pred_iou_scores``; with targets,
         missing masks count as empty predictions and extra ones are dropped (per
         sequence when the given answers hold one ``<SEG>`` per target, else per
-        sample), so the metric compares one prediction per target.
+        sample), so the metric compares one prediction per target. ``generation_cfg``
+        updates ``self.generation_cfg`` for this call (e.g. ``max_new_tokens``).
         """
+        generation_cfg = dict(self.generation_cfg, **(generation_cfg or {}))
         num_samples = inputs['sam_images'].shape[0]
         seq_to_sample = sequence_samples(inputs, num_samples).tolist()  # N
         image_embeddings = self.sam_encoder(inputs['sam_images'])  # (B, C, h, w)
@@ -360,6 +364,7 @@ class LISA(BaseModel):
                     inputs['clip_images'][i : i + 1],
                     image_embeddings[i : i + 1],
                     data_samples[i].metainfo,
+                    generation_cfg,
                 )
             )
         for i, ds in enumerate(data_samples):
@@ -389,12 +394,13 @@ class LISA(BaseModel):
         pixels: torch.Tensor,
         image_embedding: torch.Tensor,
         metainfo: dict,
+        generation_cfg: dict,
     ) -> tuple[str, torch.Tensor, torch.Tensor]:
         """Answer one prompt (1, L) about CLIP pixels (1, 3, s, s) and decode its
         ``<SEG>`` over the SAM embedding (1, C, h, w): the text, (k, H, W) bool masks
         and (k,) predicted IoUs, on CPU."""
         seq = self.backbone.generate(
-            prompt, torch.ones_like(prompt), pixels, **self.generation_cfg
+            prompt, torch.ones_like(prompt), pixels, **generation_cfg
         )  # (1, L' + k)
         lm = self.backbone.forward_expanded(seq, torch.ones_like(seq), pixels)
         prompts = self._project(lm['seg_embeds'][0])  # (k, C)
