@@ -28,7 +28,6 @@ from .templates import (
     SHORT_QUESTION_LIST,
     VAL_ANSWER,
     check_templates,
-    chunk,
     fill_question,
     to_turns,
 )
@@ -161,10 +160,17 @@ def load_explanations(path: str) -> list[dict]:
 
 @DATASETS.register_module()
 class ReasonSegDataset(SkipBadSamplesMixin, BaseDataset):
-    """LISA's ReasonSeg: in training one sample per (image, query), or per group of up
-    to ``num_classes_per_sample`` queries of an image (one turn each, all with the
-    image's mask, as LISA); in evaluation the first query of each image (as LISA
+    """LISA's ReasonSeg: in training one sample per image, whose queries are drawn when
+    it is read: ``num_classes_per_sample`` of them without replacement (all, in file
+    order, when it has fewer), one turn each, all with the image's mask, as LISA's
+    ``reason_seg_dataset.py``; in evaluation the first query of each image (as LISA
     validates).
+
+    LISA draws an image uniformly and fresh queries at every visit. Here the draws are
+    seeded with ``(seed, image index)`` and, inside a ``MixedDataset`` (LISA's mix, or a
+    mix of this dataset alone) with ``FreshDrawSampler``, with the mix's draw index: each
+    draw picks an image uniformly, and each visit new queries, templates and explanatory
+    answer type, reproducible and the same after a resume.
 
     Args:
         data_root: Folder holding the split folders (``.../ReasonSeg``).
@@ -172,15 +178,17 @@ class ReasonSegDataset(SkipBadSamplesMixin, BaseDataset):
         query_type: ``'all'``, ``'short'`` (``is_sentence`` false) or ``'long'``.
         answers: Training answer templates (one ``<SEG>`` each).
         short_questions / long_questions: Training question templates.
-        num_classes_per_sample: Queries (turns, masks) per training sample (LISA: 3).
+        num_classes_per_sample: Queries (turns, masks) drawn per training sample
+            (LISA: 3).
         explanatory: LISA's explanatory answers for the images listed in
-            ``explanatory_file``: with this probability (LISA: 0.1) a sample is the bare
-            query answered by the explanation alone (no ``<SEG>``, no mask); otherwise,
-            with equal chance, the usual answer, or the query + an explanatory question
-            answered by ``"{answer} {explanation}"``. None (default): not used.
+            ``explanatory_file``, one choice per draw for all its queries: with this
+            probability (LISA: 0.1) each query is answered by the explanation alone (no
+            ``<SEG>``, no mask); otherwise, with equal chance, the usual answer, or the
+            query + an explanatory question answered by ``"{answer} {explanation}"``.
+            None (default): not used.
         explanatory_file: The explanations, relative to ``data_root``.
         explanatory_questions: Suffixes asking for an explanation (LISA's list).
-        seed: Seed for the per-sample template and answer-type choices.
+        seed: Seed for the per-sample query, template and answer-type choices.
         on_error: ``'raise'`` stops at the first unreadable annotation with a message
             naming the file; ``'skip'`` leaves it out, counts it in ``skipped`` and logs
             a warning, and in training also replaces a sample that fails when read
@@ -258,12 +266,22 @@ class ReasonSegDataset(SkipBadSamplesMixin, BaseDataset):
             self.skipped.append((path, str(err)))
         return explanations
 
+    def _draw_texts(self, rng: np.random.Generator, texts: Sequence[str]) -> list[str]:
+        """LISA's choice of queries: ``num_classes_per_sample`` without replacement, or
+        all of them (in file order) when the image has fewer."""
+        if len(texts) < self.num_classes_per_sample:
+            return list(texts)
+        picked = rng.choice(len(texts), size=self.num_classes_per_sample, replace=False)
+        return [texts[int(k)] for k in picked]
+
     def _train_sample(
         self, idx: int, texts: Sequence[str], is_sentence: bool, explanation: Optional[str]
     ) -> dict:
-        """One turn per query, all with the image's mask, answered as LISA does (drawn
-        when the sample is read: anew at every ``MixedDataset`` draw)."""
+        """Queries drawn from the image's ``texts``, one turn each, all with the image's
+        mask, answered as LISA does (drawn when the sample is read: anew at every
+        ``MixedDataset`` draw)."""
         rng = sample_rng(self.seed, idx)
+        texts = self._draw_texts(rng, texts)
         answer_type = ANSWER_TYPES[0]
         if explanation is not None:
             explain_only = rng.random() < self.explanatory
@@ -297,8 +315,8 @@ class ReasonSegDataset(SkipBadSamplesMixin, BaseDataset):
         return dict(question=prompt.format(text=text), answer=VAL_ANSWER)
 
     def load_data_list(self) -> list[dict]:
-        """Training samples per image (see the class docstring); the first query per
-        image in test mode."""
+        """One sample per image with a query (its queries are drawn when it is read in
+        training); the first query per image in test mode."""
         data_list, explanations = [], self._explanations()
         for img_path in self._images():
             json_path = os.path.splitext(img_path)[0] + '.json'
@@ -314,10 +332,9 @@ class ReasonSegDataset(SkipBadSamplesMixin, BaseDataset):
                 samples = [self._eval_sample(data['text'][0], is_sentence)] if data['text'] else []
             else:
                 explanation = explanations.get(os.path.basename(img_path))
-                samples = [
-                    dict(entry_idx=len(data_list) + i, texts=group, explanation=explanation)
-                    for i, group in enumerate(chunk(data['text'], self.num_classes_per_sample))
-                ]
+                texts = list(data['text'])
+                entry = dict(entry_idx=len(data_list), texts=texts, explanation=explanation)
+                samples = [entry] if texts else []
             for sample in samples:
                 sample.update(
                     sample_idx=len(data_list),
@@ -331,9 +348,9 @@ class ReasonSegDataset(SkipBadSamplesMixin, BaseDataset):
         return data_list
 
     def get_data_info(self, idx: int) -> dict:
-        """The sample; a training sample's templates and answer type are drawn here."""
+        """The sample; a training sample's queries, templates and answer type are drawn here."""
         info = super().get_data_info(idx)
-        if 'entry_idx' in info:
+        if 'entry_idx' in info:  # seeded by the image, whatever `indices` selects
             entry, texts = info.pop('entry_idx'), info.pop('texts')
             explanation = info.pop('explanation')
             info.update(self._train_sample(entry, texts, info['is_sentence'], explanation))

@@ -9,8 +9,14 @@ from eval_runner import evaluate_with_test_tool
 from PIL import Image
 from tool_runner import DEMO, output, run_tool
 
-from lisakit.datasets import LoadReasonSegAnnotation, ReasonSegDataset, load_reasonseg_annotation
-from lisakit.datasets.templates import ANSWER_LIST, EXPLANATORY_QUESTION_LIST
+from lisakit.datasets import (
+    LoadReasonSegAnnotation,
+    MixedDataset,
+    ReasonSegDataset,
+    load_reasonseg_annotation,
+)
+from lisakit.datasets.samplers import FreshDrawSampler
+from lisakit.datasets.templates import ANSWER_LIST, EXPLANATORY_QUESTION_LIST, strip_image_token
 from lisakit.datasets.transforms import LoadImageFromFile
 
 
@@ -106,8 +112,8 @@ def test_dataset_samples_and_query_types(reasonseg_root):
         == 1
     )
     train = ReasonSegDataset(str(reasonseg_root), split='train')
-    assert len(train) == 3 and all('<SEG>' in train.get_data_info(i)['answer'] for i in range(3))
-    assert len(ReasonSegDataset(str(reasonseg_root), split='train|val')) == 6
+    assert len(train) == 1 and '<SEG>' in train.get_data_info(0)['answer']  # one per image
+    assert len(ReasonSegDataset(str(reasonseg_root), split='train|val')) == 3
     with pytest.raises(FileNotFoundError, match='nosuch'):
         ReasonSegDataset(str(reasonseg_root), split='nosuch')
     with pytest.raises(ValueError, match='query_type'):
@@ -200,17 +206,23 @@ EXPLANATION = ' The cup holds tea.'
 
 def test_explanatory_answers_follow_lisa(explained_root):
     # probability 1: explanation-only answers (no <SEG>, no mask) for the explained image
-    ds = ReasonSegDataset(str(explained_root), explanatory=1.0)
+    ds = ReasonSegDataset(str(explained_root), explanatory=1.0, num_classes_per_sample=3)
     infos = [ds.get_data_info(i) for i in range(len(ds))]
-    assert [i['answer_type'] for i in infos] == ['explanation'] * 3 + ['seg'] * 2
-    assert infos[0]['question'] == '<image>\nCup' and infos[0]['answer'] == EXPLANATION.strip()
-    assert masks_of(ds, 0).shape == (0, 20, 24) and masks_of(ds, 3).shape == (1, 20, 24)
+    assert [i['answer_type'] for i in infos] == ['explanation', 'seg']
+    turns = infos[0]['conversations']  # one choice per draw, for all its queries
+    assert sorted(strip_image_token(t['question']) for t in turns) == [
+        'Cup',
+        'What holds tea?',
+        'mug',
+    ]
+    assert all(t['answer'] == EXPLANATION.strip() for t in turns)
+    assert masks_of(ds, 0).shape == (0, 20, 24) and masks_of(ds, 1).shape == (2, 20, 24)
     # probability 0: the plain answer, or "<answer> <explanation>" after the query and an
     # explanatory question, with equal chance
     seen = set()
     for seed in range(8):
         ds = ReasonSegDataset(str(explained_root), explanatory=0.0, seed=seed)
-        for info in (ds.get_data_info(i) for i in range(3)):
+        for info in (ds.get_data_info(i) for i in range(1)):
             seen.add(info['answer_type'])
             if info['answer_type'] == 'seg+explanation':
                 query = info['question'][len('<image>\n') :]
@@ -224,24 +236,68 @@ def test_explanatory_answers_follow_lisa(explained_root):
     assert seen == {'seg', 'seg+explanation'}
     # off by default, and evaluation never uses explanations
     plain = ReasonSegDataset(str(explained_root))
-    assert {plain.get_data_info(i)['answer_type'] for i in range(5)} == {'seg'}
+    assert {plain.get_data_info(i)['answer_type'] for i in range(2)} == {'seg'}
     val = ReasonSegDataset(str(explained_root), explanatory=1.0, test_mode=True)
     assert val.get_data_info(0)['answer'] == '<SEG>.'
     with pytest.raises(FileNotFoundError, match='missing.json'):
         ReasonSegDataset(str(explained_root), explanatory=0.1, explanatory_file='missing.json')
 
 
-def test_num_classes_per_sample_groups_queries_of_an_image(explained_root):
-    ds = ReasonSegDataset(str(explained_root), num_classes_per_sample=2)
-    turns = [ds.get_data_info(i)['conversations'] for i in range(len(ds))]
-    assert [len(t) for t in turns] == [2, 1, 2]  # img_a: 3 queries -> 2 + 1; img_b: 2
-    first, second = turns[0]
-    assert first['question'].startswith('<image>\n') and '<image>' not in second['question']
-    assert 'cup' in first['question'] and 'what holds tea?' in second['question']
-    masks = masks_of(ds, 0)
-    assert masks.shape == (2, 20, 24)
-    np.testing.assert_array_equal(masks[0], masks[1])  # every query of an image: its mask
-    assert len(ReasonSegDataset(str(explained_root))) == 5  # default 1: one per query
+def _queries(info):
+    """The query of each turn of a short-query sample (lowercased, as LISA's templates)."""
+    texts = ('cup', 'what holds tea?', 'mug', 'plate', 'dish')
+    found = [[t for t in texts if t in turn['question'].lower()] for turn in info['conversations']]
+    assert all(len(f) == 1 for f in found), found
+    return tuple(f[0] for f in found)
+
+
+def test_queries_are_drawn_as_lisa(explained_root):
+    """LISA: num_classes_per_sample of an image's sentences without replacement, or all of
+    them (in file order) when it has fewer; every query gets the image's mask."""
+    drawn = set()
+    for seed in range(12):
+        ds = ReasonSegDataset(str(explained_root), num_classes_per_sample=2, seed=seed)
+        assert len(ds) == 2  # one sample per image
+        queries = _queries(ds.get_data_info(0))  # img_a: 2 of its 3 queries
+        assert len(queries) == len(set(queries)) == 2
+        drawn.add(queries)
+    assert len(drawn) > 2  # different pairs and orders across seeds
+    three = ReasonSegDataset(str(explained_root), num_classes_per_sample=3)
+    assert _queries(three.get_data_info(1)) == ('plate', 'dish')  # fewer than 3: all, in order
+    masks = masks_of(three, 0)
+    assert masks.shape == (3, 20, 24)
+    np.testing.assert_array_equal(masks[0], masks[2])  # every query of an image: its mask
+    one = ReasonSegDataset(str(explained_root), num_classes_per_sample=1)
+    assert len(_queries(one.get_data_info(0))) == 1
+
+
+def _epoch(root, epoch, samples=12):
+    """The draws of one epoch of ReasonSeg in a MixedDataset with FreshDrawSampler."""
+    mix = MixedDataset(
+        [dict(type='ReasonSegDataset', data_root=str(root), num_classes_per_sample=2)],
+        num_samples=samples,
+        seed=3,
+    )
+    sampler = FreshDrawSampler(mix, shuffle=True, seed=5)
+    sampler.set_epoch(epoch)
+    return [
+        (mix.get_data_info(i)['img_path'].rsplit('/', 1)[1], mix.get_data_info(i)['conversations'])
+        for i in sampler
+    ]
+
+
+def test_draws_change_every_epoch_and_repeat_on_resume(explained_root):
+    first, second = _epoch(explained_root, 0), _epoch(explained_root, 1)
+    assert first != second  # new images, queries and templates in the next epoch
+    assert _epoch(explained_root, 1) == second  # a resumed run at epoch 1: the same draws
+    visits = [
+        _queries(dict(conversations=c))
+        for e in range(3)
+        for n, c in _epoch(explained_root, e)
+        if n == 'img_a.jpg'
+    ]
+    assert len(visits) > 3 and len(set(visits)) > 1  # fresh queries of an image per visit
+    assert {n for e in range(3) for n, _ in _epoch(explained_root, e)} == {'img_a.jpg', 'img_b.jpg'}
 
 
 def test_skip_mode_replaces_samples_that_fail_in_training(tmp_path):
