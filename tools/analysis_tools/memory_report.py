@@ -250,6 +250,8 @@ def synthetic_dataset(cfg: Config, model_cfg: dict, root: str, num: int) -> dict
     from lisakit.datasets.synthetic import write_reasonseg_folder
 
     dataset = copy.deepcopy(cfg.train_dataloader.dataset.to_dict())
+    while 'pipeline' not in dataset and dataset.get('datasets'):  # a mix: its last source
+        dataset = dataset['datasets'][-1]
     backbone = model_cfg['backbone']
     vision = (backbone.get('llava_config') or {}).get('vision_config')
     if vision is None:
