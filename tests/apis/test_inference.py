@@ -1,14 +1,17 @@
 """init_model / inference (precisions, IoU scores) and tools/infer.py on the tiny config."""
 
 import copy
+import os.path as osp
 import re
+import runpy
+import sys
 
 import numpy as np
 import pytest
 import torch
 from mmengine.dataset import Compose, pseudo_collate
 from PIL import Image
-from tool_runner import DEMO, output, run_tool
+from tool_runner import DEMO, REPO, output, run_tool
 
 from lisakit.apis import PRECISIONS, inference, inference_model, init_model
 from lisakit.datasets.shapes_reasonseg import render_scene
@@ -159,13 +162,15 @@ def test_infer_tool_writes_mask_and_overlay(tmp_path):
     np.testing.assert_array_equal(overlay, expected.astype(np.uint8))
 
 
-def test_infer_tool_generates_with_max_new_tokens(tmp_path):
+def test_infer_tool_generates_with_max_new_tokens(tmp_path, monkeypatch, capsys):
     image, _ = render_scene(SHAPES, 64)
     path = tmp_path / 'scene.png'
     Image.fromarray(image).save(path)
     args = [DEMO, '-', str(path), 'the red shape', '--out', str(tmp_path / 'out')]
-    proc = run_tool('infer.py', *args, '--max-new-tokens', '2')
-    assert proc.returncode == 0, output(proc)
-    lines = proc.stdout.splitlines()
+    monkeypatch.setattr(sys, 'argv', ['infer.py', *args, '--max-new-tokens', '2'])
+    with pytest.raises(SystemExit) as exit_info:  # in-process: no interpreter start-up
+        runpy.run_path(osp.join(REPO, 'tools', 'infer.py'), run_name='__main__')
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
     answer = lines[next(i for i, x in enumerate(lines) if x.startswith('predicted IoU')) - 1]
-    assert len(answer.split()) <= 2 and 'mask(s) written' in proc.stdout
+    assert len(answer.split()) <= 2 and 'mask(s) written' in lines[-1]
