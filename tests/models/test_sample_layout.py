@@ -9,6 +9,7 @@ import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 
+from lisakit.models.segmentors.grouping import match_to_targets
 from lisakit.registry import DATASETS, MODELS
 
 GROUPS = ([0, 1, 2], [3, 4])  # sequences (dataset items) of each image
@@ -164,3 +165,15 @@ def test_several_sequences_need_seq_to_sample(model_and_items):
     del data['inputs']['seq_to_sample']
     with pytest.raises(ValueError, match='seq_to_sample'):
         model(**data, mode='tensor')
+
+
+def test_generated_masks_stay_with_their_query():
+    """A query that generated no <SEG> gets an empty mask; the next query's mask is not
+    shifted onto its target."""
+    none, one = torch.zeros((0, 2, 2), dtype=torch.bool), torch.ones((1, 2, 2), dtype=torch.bool)
+    matched = match_to_targets([none, one], wanted=[1, 1], total=2)
+    assert not matched[0].any() and matched[1].all()
+    extra = match_to_targets([torch.cat([one, one]), one], wanted=[1, 1], total=2)
+    assert extra.shape == (2, 2, 2) and extra.all()  # the first query's extra mask dropped
+    # given answers that do not fit the targets: the whole sample is cut / padded
+    assert match_to_targets([one, one, one], wanted=[0, 0, 0], total=2).shape == (2, 2, 2)

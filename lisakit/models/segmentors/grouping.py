@@ -97,3 +97,31 @@ def sample_mean(
     total = values.new_zeros(num_samples).index_add_(0, seq_to_sample, values)
     count = values.new_zeros(num_samples).index_add_(0, seq_to_sample, torch.ones_like(values))
     return total / count
+
+
+def match_count(rows: torch.Tensor, n: int) -> torch.Tensor:
+    """(k, ...) predictions cut, or padded with zeros (empty masks, IoU 0), to (n, ...)."""
+    if len(rows) >= n:
+        return rows[:n]
+    return torch.cat([rows, rows.new_zeros((n - len(rows), *rows.shape[1:]))])
+
+
+def match_to_targets(
+    parts: Sequence[torch.Tensor], wanted: Sequence[int], total: int
+) -> torch.Tensor:
+    """One sample's generated predictions, one per target, in target order.
+
+    Args:
+        parts: Per sequence, the (k_j, ...) predictions of its generated ``<SEG>`` tokens.
+        wanted: Per sequence, the ``<SEG>`` count of its given (teacher) answer.
+        total: The sample's number of targets.
+
+    Returns:
+        (total, ...): each sequence's predictions cut or padded to its ``wanted`` count
+        when those add up to ``total`` (a missing mask of one query then never shifts
+        the next query's masks onto the wrong targets); otherwise the concatenation cut
+        or padded as a whole.
+    """
+    if sum(wanted) == total:
+        parts = [match_count(p, k) for p, k in zip(parts, wanted)]
+    return match_count(torch.cat(list(parts)), total)

@@ -14,7 +14,14 @@ from lisakit.registry import MODELS
 from lisakit.structures import ReasonSegDataSample
 from lisakit.utils.constants import MASK_LOGIT_THRESHOLD
 
-from .grouping import group_rows, is_one_per_sample, sample_counts, sample_mean, sequence_samples
+from .grouping import (
+    group_rows,
+    is_one_per_sample,
+    match_to_targets,
+    sample_counts,
+    sample_mean,
+    sequence_samples,
+)
 
 SampleList = Sequence[ReasonSegDataSample]
 
@@ -46,13 +53,6 @@ def _require_parts(**parts: Optional[dict]) -> None:
                 f'model.{name} is missing; LISA needs a {name} config such as '
                 f'{REQUIRED_PARTS[name]}.'
             )
-
-
-def _match_count(masks: torch.Tensor, n: int) -> torch.Tensor:
-    """(k, H, W) bool masks cut or padded with empty masks to (n, H, W)."""
-    if len(masks) >= n:
-        return masks[:n]
-    return torch.cat([masks, masks.new_zeros((n - len(masks), *masks.shape[1:]))])
 
 
 @MODELS.register_module()
@@ -371,13 +371,10 @@ class LISA(BaseModel):
             texts, masks, ious = (list(x) for x in zip(*outputs[i]))
             ds.pred_text = '\n'.join(texts)
             ds.num_generated_seg = sum(len(m) for m in masks)
-            if 'gt_masks' in ds:
+            if 'gt_masks' in ds:  # one prediction per target (IoU 0 for padding)
                 wanted = [given[n] for n, j in enumerate(seq_to_sample) if j == i]
-                if sum(wanted) == len(ds.gt_masks):  # the given answers: one <SEG> per target
-                    masks = [_match_count(m, k) for m, k in zip(masks, wanted)]
-                    ious = [_match_count(s, k) for s, k in zip(ious, wanted)]
-                masks = [_match_count(torch.cat(masks), len(ds.gt_masks))]
-                ious = [_match_count(torch.cat(ious), len(ds.gt_masks))]  # 0 for padding
+                masks = [match_to_targets(masks, wanted, len(ds.gt_masks))]
+                ious = [match_to_targets(ious, wanted, len(ds.gt_masks))]
                 ds.gt_masks = ds.gt_masks.cpu()
             ds.pred_masks, ds.pred_iou_scores = torch.cat(masks), torch.cat(ious)
         return data_samples
