@@ -250,8 +250,11 @@ def synthetic_dataset(cfg: Config, model_cfg: dict, root: str, num: int) -> dict
     from lisakit.datasets.synthetic import write_reasonseg_folder
 
     dataset = copy.deepcopy(cfg.train_dataloader.dataset.to_dict())
-    while 'pipeline' not in dataset and dataset.get('datasets'):  # a mix: its last source
-        dataset = dataset['datasets'][-1]
+    if 'pipeline' not in dataset:  # a mix: the pipeline of its last source (LISA's: ReasonSeg)
+        leaf = dataset
+        while 'pipeline' not in leaf:
+            leaf = leaf['datasets'][-1]
+        dataset = dict(type=dataset['type'], pipeline=leaf['pipeline'])
     backbone = model_cfg['backbone']
     vision = (backbone.get('llava_config') or {}).get('vision_config')
     if vision is None:
