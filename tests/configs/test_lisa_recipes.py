@@ -5,12 +5,15 @@ download), train exactly LISA's parts (repro) or the documented QLoRA subset.
 """
 
 import copy
+import importlib.util
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
-from lisakit.registry import MODELS
+from lisakit.registry import DATASETS, MODELS
+from lisakit.tokenizers import build_tokenizer
 from lisakit.utils.runtime import deepspeed_config_keys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -131,3 +134,44 @@ def test_qlora_recipe_departs_as_documented(tiny_cfg):
     assert kinds == {'q_proj', 'k_proj', 'v_proj', 'o_proj'}
     backbone = [n for n in trainable if n.startswith('backbone.') and 'lora_' not in n]
     assert backbone and all('trainable_tokens' in n for n in backbone)  # the <SEG> rows only
+
+
+def _mixing_helpers():
+    """``localize`` and the ``lisa_data`` fixture of tests/datasets/test_mixing.py."""
+    path = osp.join(REPO, 'tests', 'datasets', 'test_mixing.py')
+    spec = importlib.util.spec_from_file_location('_lisa_mix_fixtures', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_MIXING = _mixing_helpers()
+lisa_data = _MIXING.lisa_data  # every source of LISA's mix, generated in its real format
+
+
+def test_repro_data_builds_on_every_source(repro, lisa_data):
+    """The repro recipe writes LISA's mix out at 224 px: every source must build and yield
+    one mask per <SEG> (the sizes are the tiny model's here)."""
+    init_default_scope('lisakit')
+    dataset = _MIXING.localize(copy.deepcopy(repro.train_dataloader.dataset.to_dict()), lisa_data)
+    for leaf in _leaves(dataset):
+        leaf['serialize_data'] = False  # skips mmengine's gc.collect (0.7 s per source)
+    mix = DATASETS.build(dataset)
+    assert [type(d).__name__ for d in mix.datasets] == [
+        'MixedDataset',
+        'MixedDataset',
+        'VQADataset',
+        'ReasonSegDataset',
+    ]
+    seg_id = build_tokenizer(dict(type='WordTokenizer'), '[SEG]').convert_tokens_to_ids('[SEG]')
+    first_draw = {}
+    for i in range(200):
+        first_draw.setdefault(mix.source_of(i)[0], i)
+    assert sorted(first_draw) == [0, 1, 2, 3]
+    for k, i in first_draw.items():  # packed inputs, one [SEG] per mask (none for VQA)
+        out = mix[i]
+        n_seg = int((out['inputs']['input_ids'] == seg_id).sum())
+        assert len(out['data_samples'].gt_masks) == n_seg
+        assert (n_seg == 0) == (k == 2), (k, n_seg)
+    val = _MIXING.localize(repro.val_dataloader.dataset.to_dict(), lisa_data)
+    assert DATASETS.build(val).get_data_info(0)['answer'] == '<SEG>.'
