@@ -15,16 +15,22 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # mmengine's CheckpointHook, except that best checkpoints also hold optimizer and
-    # scheduler state: keeps the latest epoch and the best val cIoU checkpoint.
-    # Best-only (the seed's --save_best_only): interval=-1, save_last=False.
+    # mmengine's CheckpointHook made crash-safe (docs/get_started.md, "When a run dies"):
+    # keeps the latest epoch and the best val cIoU checkpoint (best files also hold
+    # optimizer and scheduler state). Best-only (the seed's --save_best_only):
+    # interval=-1, save_last=False. iter_interval=N also saves every N iterations inside
+    # an epoch; a kill then loses at most N iterations (resume continues at the next one).
     checkpoint=dict(
         type='FullBestCheckpointHook',
         interval=1,
         max_keep_ckpts=1,
         save_best='cIoU',
         rule='greater',
+        iter_interval=-1,
     ),
+    # A NaN / Inf loss stops the run naming the iteration, losses and samples, before the
+    # step reaches the weights; action='skip' skips such steps instead (counted, logged).
+    invalid_loss=dict(type='InvalidLossHook', action='stop'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='ReasonSegVisualizationHook', draw=False),
 )

@@ -1,19 +1,27 @@
-"""Engine extensions (hooks mmengine lacks, a FlexibleRunner that resumes right)."""
+"""Engine extensions: hooks mmengine lacks, crash-safe runners and resumable train loops."""
 
 from .hooks import (
     DumpMetricsHook,
     FullBestCheckpointHook,
+    InvalidLossHook,
     LeanCheckpointHook,
     ReasonSegVisualizationHook,
+    ResumeStateHook,
     TrainingHistoryHook,
 )
-from .runner import FlexibleRunner
+from .loops import EpochBasedTrainLoop, IterBasedTrainLoop
+from .runner import FlexibleRunner, Runner
 
 __all__ = [
     'DumpMetricsHook',
+    'EpochBasedTrainLoop',
     'FlexibleRunner',
     'FullBestCheckpointHook',
+    'InvalidLossHook',
+    'IterBasedTrainLoop',
     'LeanCheckpointHook',
     'ReasonSegVisualizationHook',
+    'ResumeStateHook',
+    'Runner',
     'TrainingHistoryHook',
 ]

@@ -1,4 +1,4 @@
-"""mmengine 0.10.7 ``FlexibleRunner`` fixes: resume step, DeepSpeed optimizer registration."""
+"""lisakit's runners: crash-safe resume; mmengine 0.10.7 ``FlexibleRunner`` fixes."""
 
 from __future__ import annotations
 
@@ -6,15 +6,66 @@ import importlib
 from typing import Any, Optional
 
 from mmengine.runner import FlexibleRunner as MMEngineFlexibleRunner
+from mmengine.runner import Runner as MMEngineRunner
 
 from lisakit.registry import RUNNERS
+from lisakit.utils.checkpoint import find_resume_checkpoint, verify_checkpoint
 
 #: Checkpoint ``meta`` keys that say where training resumes.
 STEP_KEYS = ('epoch', 'iter')
+#: Hook every lisakit runner adds (position, RNG and accumulation state in checkpoints).
+RESUME_HOOK = 'ResumeStateHook'
+
+
+def _hook_type(hook) -> str:
+    kind = hook.get('type') if isinstance(hook, dict) else type(hook)
+    return kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+
+
+class CrashSafeRunnerMixin:
+    """What lisakit adds to mmengine's runners for crash-safe training.
+
+    * :class:`~lisakit.engine.hooks.ResumeStateHook` is always registered, so every
+      checkpoint carries the data position, RNG states and pending gradients.
+    * ``--resume`` without a path takes the newest *intact* checkpoint of the work dir
+      (``last_checkpoint`` first, then every ``*.pth`` newest first), skipping missing,
+      empty, truncated or foreign files with a warning naming them; with a path, the
+      file is checked first and a broken one is reported with its path and the fix.
+    """
+
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        custom = list(custom_hooks or [])
+        if not any(_hook_type(h) == RESUME_HOOK for h in custom):
+            custom.append(dict(type=RESUME_HOOK))
+        super().register_hooks(default_hooks, custom)
+
+    def load_or_resume(self) -> None:
+        """Resume from the given or the newest intact checkpoint; else load as mmengine."""
+        if self._has_loaded or not self._resume:
+            return super().load_or_resume()
+        path = self._resume if isinstance(self._resume, str) else self._load_from
+        if path is None:
+            path = find_resume_checkpoint(self.work_dir, self.logger)
+            if path is None:
+                self.logger.info(
+                    f'No intact checkpoint in {self.work_dir}: training from the start.'
+                )
+                return None
+            self.logger.info(f'Auto resumed from the latest intact checkpoint {path}.')
+        else:
+            verify_checkpoint(path)
+        self._resuming = path
+        self.resume(path)
+        self._has_loaded = True
+
+
+@RUNNERS.register_module(name='Runner')
+class Runner(CrashSafeRunnerMixin, MMEngineRunner):
+    """mmengine's ``Runner`` with :class:`CrashSafeRunnerMixin` (the default runner)."""
 
 
 @RUNNERS.register_module(name='FlexibleRunner')
-class FlexibleRunner(MMEngineFlexibleRunner):
+class FlexibleRunner(CrashSafeRunnerMixin, MMEngineFlexibleRunner):
     """``FlexibleRunner`` (DDP / FSDP / DeepSpeed strategies) that resumes at the right step.
 
     mmengine 0.10.7's ``FlexibleRunner.save_checkpoint`` overwrites the ``epoch`` /

@@ -8,9 +8,9 @@ from typing import Optional, Union
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.runner import FlexibleRunner, Runner
+from mmengine.runner import FlexibleRunner
 
-from lisakit.engine.runner import register_deepspeed_optimizers
+from lisakit.engine.runner import Runner, register_deepspeed_optimizers
 from lisakit.registry import RUNNERS  # finds lisakit's FlexibleRunner before mmengine's
 
 from .checkpoint import UNSAFE_LOAD_ENV, register_checkpoint_loader

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from mmengine.dataset import DefaultSampler
-
 from lisakit.registry import DATA_SAMPLERS
+
+from .default_sampler import DefaultSampler
 
 
 @DATA_SAMPLERS.register_module()
 class FreshDrawSampler(DefaultSampler):
-    """mmengine's ``DefaultSampler`` over the epoch's window of draws.
+    """lisakit's ``DefaultSampler`` (mmengine's, resumable) over the epoch's window of draws.
 
     Epoch ``e`` yields ``e * N + j`` for the indices ``j`` that ``DefaultSampler``
     yields (N = ``len(dataset)``): the same rank split (each rank a disjoint share,
     together the whole epoch), but new draws each epoch, as LISA's ``HybridDataset``
-    draws anew every step. Resuming at epoch ``e`` continues with the same draws.
+    draws anew every step. Resuming at epoch ``e`` continues with the same draws; a
+    resume inside the epoch skips the draws already trained on (:meth:`skip` of
+    lisakit's ``DefaultSampler``), so every draw of the epoch is trained on once.
 
     Args:
         dataset: A dataset whose every index ``>= 0`` is a draw (``MixedDataset``).
