@@ -124,9 +124,9 @@ class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
 
 #: What to do about a broken checkpoint, appended to every :class:`CheckpointError`.
 BROKEN_FIX = (
-    'It was probably cut short by a crash or a full disk while being written by another '
-    'tool; delete it and use another checkpoint (`tools/train.py CONFIG --resume` without '
-    'a path picks the newest intact one in the work dir).'
+    'It was cut short (a crash or a full disk while writing) or was written by another '
+    'tool; use another checkpoint (`tools/train.py CONFIG --resume` without a path picks '
+    'the newest intact one in the work dir).'
 )
 #: Start of every zip archive (``torch.save``'s format since torch 1.6).
 ZIP_MAGIC = b'PK\x03\x04'
@@ -218,6 +218,11 @@ def load_from_lisakit_safe(filename: str, map_location=None):
             f'{BROKEN_FIX}'
         ) from err
     except (RuntimeError, EOFError, OSError) as err:
+        if 'magic number' in str(err):
+            raise CheckpointError(
+                f'Checkpoint {filename!r} is not a PyTorch checkpoint (a pickle of something '
+                f'else: {err}). {BROKEN_FIX}'
+            ) from err
         raise CheckpointError(
             f'Checkpoint {filename!r} could not be read ({type(err).__name__}: {err}). {BROKEN_FIX}'
         ) from err

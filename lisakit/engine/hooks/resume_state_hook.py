@@ -107,6 +107,11 @@ class ResumeStateHook(Hook):
             for name, param in self._model(runner).named_parameters():
                 if name in grads:
                     param.grad = grads[name].to(param.device, param.dtype)
+            print_log(
+                f'Restored the gradients of the unfinished accumulation window ({len(grads)} '
+                'tensors): the window goes on as if never interrupted.',
+                logger='current',
+            )
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         """Write the checkpoints that waited for validation, now that every other hook
