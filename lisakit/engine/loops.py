@@ -149,9 +149,9 @@ class _CountingInfiniteIterator(_InfiniteDataloaderIterator):
 
     def reset_to(self, epoch: int, samples: int, world_size: int) -> None:
         """Start data epoch ``epoch`` after ``samples`` consumed samples."""
-        for sampler in (getattr(self._dataloader, 'sampler', None),):
-            if hasattr(sampler, 'set_epoch'):
-                sampler.set_epoch(epoch)
+        sampler = getattr(self._dataloader, 'sampler', None)
+        if hasattr(sampler, 'set_epoch'):
+            sampler.set_epoch(epoch)
         self._epoch = epoch
         self._iterator = seek(self._dataloader, samples, world_size)
         self.batches = samples // global_batch_size(self._dataloader)

@@ -38,7 +38,7 @@ for _loader in ('train_dataloader', 'val_dataloader'):
     OPTIONS[f'{_loader}.persistent_workers'] = False
 
 
-class SimulatedCrash(Exception):
+class SimulatedCrashError(Exception):
     """Stands in for a kill: the run stops where the hook raises."""
 
 
@@ -65,11 +65,11 @@ class CrashHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.iter + 1 == self.at_iter:
-            raise SimulatedCrash(f'after iteration {self.at_iter}')
+            raise SimulatedCrashError(f'after iteration {self.at_iter}')
 
     def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.epoch == self.at_val:
-            raise SimulatedCrash(f'in validation after epoch {self.at_val}')
+            raise SimulatedCrashError(f'in validation after epoch {self.at_val}')
 
 
 @HOOKS.register_module(force=True)
@@ -103,6 +103,9 @@ def run(work_dir, resume=False, hooks=(), **options):
     setup_runtime()
     cfg = Config.fromfile(DEMO)
     cfg.merge_from_dict({**OPTIONS, **options})
+    for key, value in options.items():  # whole sections given as dicts replace the config's
+        if '.' not in key and isinstance(value, dict):
+            cfg[key] = value
     cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='RandomDrawHook'), *hooks]
     tag = uuid.uuid4().hex[:8]  # mmengine keys loggers / visualizers by name
     cfg.update(work_dir=str(work_dir), launcher='none', resume=resume, experiment_name=tag)
@@ -131,11 +134,11 @@ def reference(tmp_path_factory):
 def test_resume_inside_an_epoch_and_after_a_crash_in_validation_is_exact(reference, tmp_path):
     ref_dir, ref_draws = reference
     # crash after iteration 5 (epoch 2, inside the accumulation window 4-6)
-    with pytest.raises(SimulatedCrash):
+    with pytest.raises(SimulatedCrashError):
         run(tmp_path, hooks=[dict(type='CrashHook', at_iter=5)])
     assert (tmp_path / 'last_checkpoint').read_text().endswith('iter_5.pth')
     # resume, then crash during the validation of epoch 2 (its checkpoint waits for it)
-    with pytest.raises(SimulatedCrash):
+    with pytest.raises(SimulatedCrashError):
         run(tmp_path, resume=True, hooks=[dict(type='CrashHook', at_val=2)])
     assert (tmp_path / 'last_checkpoint').read_text().endswith('iter_7.pth')  # epoch 2's waits
     runner = run(tmp_path, resume=True)
@@ -195,3 +198,43 @@ def test_nan_loss_skip_counts_and_never_reaches_the_weights(tmp_path):
     final = weights(tmp_path / 'epoch_1.pth')
     assert all(torch.isfinite(v).all() for v in final.values())
     assert (tmp_path / 'best_cIoU_epoch_1.pth').exists()
+
+
+def _mixed_iter_options(tiny_cfg) -> dict:
+    """Iteration-based training on a MixedDataset of two shapes sources with
+    FreshDrawSampler (as the LISA mix): 4 iterations per data epoch, 7 in all."""
+    source = tiny_cfg.train_dataloader.dataset.to_dict()
+    sources = [dict(source, num_samples=8, seed=seed) for seed in (0, 1)]
+    mixed = dict(_delete_=True, type='MixedDataset', datasets=sources, sample_rates=[3, 1])
+    return {
+        'train_dataloader.dataset': mixed,
+        'train_dataloader.sampler': dict(type='FreshDrawSampler', shuffle=True),
+        'train_cfg': dict(type='IterBasedTrainLoop', max_iters=7, val_interval=3),
+        'param_scheduler': [],
+        'train_dataloader.dataset.num_samples': 8,
+        'optim_wrapper.accumulative_counts': 2,
+        'log_processor.by_epoch': False,
+        'default_hooks.checkpoint.by_epoch': False,
+        'default_hooks.checkpoint.interval': 2,
+        'default_hooks.checkpoint.iter_interval': -1,
+    }
+
+
+def test_iteration_based_mixed_draws_resume_without_replay(tiny_cfg, tmp_path):
+    options = _mixed_iter_options(tiny_cfg)
+    ref = run(tmp_path / 'ref', **options)
+    # crash after iteration 5 (data epoch 2); iter_4.pth ends data epoch 1
+    with pytest.raises(SimulatedCrashError):
+        run(tmp_path / 'part', hooks=[dict(type='CrashHook', at_iter=5)], **options)
+    resumed = run(tmp_path / 'part', resume=True, **options)
+    assert resumed.iter == 7
+    expected, final = (
+        weights(tmp_path / 'ref' / 'iter_7.pth'),
+        weights(tmp_path / 'part' / 'iter_7.pth'),
+    )
+    for key, value in expected.items():
+        assert torch.equal(value, final[key]), key
+    ref_draws, draws = (r.message_hub.get_info('test_draws') for r in (ref, resumed))
+    assert {k: draws[k] for k in (5, 6, 7)} == {k: ref_draws[k] for k in (5, 6, 7)}
+    texts = ''.join(p.read_text() for p in (tmp_path / 'part').glob('*/*.log'))
+    assert 'data epoch 0, 8 samples into it' in texts and 'Advance dataloader' not in texts

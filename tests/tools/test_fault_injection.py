@@ -38,3 +38,19 @@ def test_killed_twice_then_resumed_equals_the_uninterrupted_run(tmp_path):
     assert result['val_epochs'] == [1, 2]
     assert 'Removing' in log and 'a file half-written when a run died' in log
     assert 'Auto resumed from the latest intact checkpoint' in log
+
+
+def test_resume_from_a_truncated_checkpoint_names_it(tmp_path):
+    from tool_runner import run_tool
+
+    ckpt = tmp_path / 'epoch_1.pth'
+    torch_save = 'import torch; torch.save({"meta": {}, "state_dict": {}}, "%s")' % ckpt
+    subprocess.run([sys.executable, '-c', torch_save], check=True)
+    ckpt.write_bytes(ckpt.read_bytes()[:-40])  # the zip directory cut off
+    proc = run_tool(
+        'train.py', DEMO, '--work-dir', str(tmp_path), '--resume', str(ckpt),
+        '--cfg-options', *OPTS,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert f"Checkpoint '{ckpt}' is truncated or corrupted" in proc.stderr
+    assert 'OSError' not in proc.stderr and 'PytorchStreamReader' not in proc.stderr

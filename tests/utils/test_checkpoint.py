@@ -148,7 +148,7 @@ def test_dangling_last_checkpoint_falls_back_to_the_newest_intact(tmp_path, capl
 
     assert find_resume_checkpoint(str(tmp_path), logging.getLogger('resume')) == str(new)
     out = caplog.text
-    assert "Skipping checkpoint" in out and "epoch_3.pth': it does not exist" in out
+    assert 'Skipping checkpoint' in out and "epoch_3.pth': it does not exist" in out
     assert f"Resuming from '{new}'" in out
 
 
