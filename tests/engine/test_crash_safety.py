@@ -19,6 +19,8 @@ from lisakit.registry import HOOKS
 from lisakit.utils import io as lisakit_io
 from lisakit.utils.checkpoint import CheckpointError, checkpoint_problem
 
+pytestmark = pytest.mark.slow  # in-process Runner runs, a few seconds each
+
 #: 8 train samples, batch 2: 4 iterations per epoch; 3-step gradient accumulation, so
 #: checkpoints after iterations 4, 5, 7, 8 fall inside an accumulation window.
 OPTIONS = {
