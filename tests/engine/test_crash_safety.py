@@ -121,8 +121,8 @@ def weights(path):
     return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
 
 
-def val_rows(work_dir):
-    rows = json.loads((work_dir / 'training_history.json').read_text())['val']
+def val_rows(work_dir, split='val'):
+    rows = json.loads((work_dir / 'training_history.json').read_text())[split]
     return [{k: v for k, v in r.items() if k not in ('time', 'data_time')} for r in rows]
 
 
@@ -151,6 +151,8 @@ def test_resume_inside_an_epoch_and_after_a_crash_in_validation_is_exact(referen
     for key, value in expected.items():
         assert torch.equal(value, final[key]), key
     assert val_rows(tmp_path) == val_rows(ref_dir)
+    # train means of epoch 2 count its iterations before the crash too
+    assert val_rows(tmp_path, 'train') == val_rows(ref_dir, 'train')
     assert [r['epoch'] for r in val_rows(tmp_path)] == [1, 2]
     # the RNG draws of the resumed iterations are those of the uninterrupted run
     draws = runner.message_hub.get_info('test_draws')

@@ -9,6 +9,7 @@ from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.runner import EpochBasedTrainLoop
 
 from lisakit.engine.resume_state import capture_rng_state
 from lisakit.registry import HOOKS
@@ -16,8 +17,16 @@ from lisakit.utils.checkpoint import check_training_checkpoint
 
 #: Checkpoint key of the resume state.
 RESUME_KEY = 'lisakit_resume'
-#: Attributes of mmengine hooks that keep state across epochs (saved with the checkpoint).
+#: Attributes of hooks that keep state across epochs (saved with the checkpoint).
 HOOK_ATTRIBUTES = {'EarlyStoppingHook': ('best_score', 'wait_count')}
+#: Running sums of the epoch in progress, restored only when resuming inside that epoch
+#: (TrainingHistoryHook's per-epoch train means then count the iterations before the kill).
+EPOCH_ACCUMULATORS = {'TrainingHistoryHook': ('_sums', '_counts')}
+
+
+def _plain(value):
+    """A dict subclass (defaultdict) as a plain dict, which the safe loader accepts."""
+    return dict(value) if isinstance(value, dict) else value
 
 
 @HOOKS.register_module()
@@ -41,6 +50,7 @@ class ResumeStateHook(Hook):
 
     def __init__(self) -> None:
         self._loaded: Optional[dict] = None
+        self._epoch_hooks: Optional[dict] = None
         self._warned = False
 
     @staticmethod
@@ -49,10 +59,11 @@ class ResumeStateHook(Hook):
 
     @staticmethod
     def _stateful_hooks(runner) -> dict:
+        known = {**HOOK_ATTRIBUTES, **EPOCH_ACCUMULATORS}
         return {
             type(hook).__name__: hook
             for hook in runner.hooks
-            if callable(getattr(hook, 'state_dict', None)) or type(hook).__name__ in HOOK_ATTRIBUTES
+            if callable(getattr(hook, 'state_dict', None)) or type(hook).__name__ in known
         }
 
     def _hook_states(self, runner) -> dict:
@@ -60,9 +71,29 @@ class ResumeStateHook(Hook):
         for name, hook in self._stateful_hooks(runner).items():
             if callable(getattr(hook, 'state_dict', None)):
                 out[name] = hook.state_dict()
-            else:
-                out[name] = {attr: getattr(hook, attr) for attr in HOOK_ATTRIBUTES[name]}
+                continue
+            attrs = HOOK_ATTRIBUTES.get(name, ()) + EPOCH_ACCUMULATORS.get(name, ())
+            out[name] = {a: _plain(getattr(hook, a)) for a in attrs if hasattr(hook, a)}
         return out
+
+    def _restore_hooks(self, runner, states: dict, accumulators: bool) -> None:
+        """Set saved hook states: ``state_dict`` ones and :data:`HOOK_ATTRIBUTES`, or
+        (``accumulators``) the :data:`EPOCH_ACCUMULATORS` of the epoch in progress."""
+        for name, hook in self._stateful_hooks(runner).items():
+            saved = states.get(name)
+            if saved is None:
+                continue
+            if not accumulators and callable(getattr(hook, 'load_state_dict', None)):
+                hook.load_state_dict(saved)
+                continue
+            table = EPOCH_ACCUMULATORS if accumulators else HOOK_ATTRIBUTES
+            for attr in table.get(name, ()):
+                current = getattr(hook, attr, None)
+                if attr in saved and isinstance(current, dict):
+                    current.clear()  # keeps the hook's own dict type (defaultdict)
+                    current.update(saved[attr])
+                elif attr in saved:
+                    setattr(hook, attr, saved[attr])
 
     def _pending_grads(self, runner) -> Optional[dict]:
         """Gradients of an unfinished accumulation window (one process only)."""
@@ -123,15 +154,18 @@ class ResumeStateHook(Hook):
     def before_train(self, runner) -> None:
         if self._loaded is None or not runner._resume:
             return
-        for name, hook in self._stateful_hooks(runner).items():
-            saved = self._loaded['hooks'].get(name)
-            if saved is None:
-                continue
-            if callable(getattr(hook, 'load_state_dict', None)):
-                hook.load_state_dict(saved)
-            else:
-                for attr, value in saved.items():
-                    setattr(hook, attr, value)
+        state, self._loaded = self._loaded, None
+        self._restore_hooks(runner, state['hooks'], accumulators=False)
+        position = state['position']
+        inside = position['samples'] > 0 and position['data_epoch'] == runner.epoch
+        if inside and isinstance(runner.train_loop, EpochBasedTrainLoop):
+            self._epoch_hooks = state['hooks']
         if hasattr(runner.train_loop, 'set_resume_state'):
-            runner.train_loop.set_resume_state(self._loaded)
-        self._loaded = None
+            runner.train_loop.set_resume_state(state)
+
+    def before_train_epoch(self, runner) -> None:
+        """Resuming inside an epoch: give the hooks their sums of its first iterations
+        (after their own ``before_train_epoch`` reset them)."""
+        states, self._epoch_hooks = self._epoch_hooks, None
+        if states is not None:
+            self._restore_hooks(runner, states, accumulators=True)
