@@ -64,9 +64,9 @@ class InvalidLossHook(Hook):
             self._losses = dict(log_vars)
             return parsed, log_vars
 
-        def checked_update(loss, step_kwargs=None, zero_kwargs=None):
+        def checked_update(loss, *args, **kwargs):  # DeepSpeed's takes the loss only
             if self._finite_everywhere(loss):
-                return update_params(loss, step_kwargs, zero_kwargs)
+                return update_params(loss, *args, **kwargs)
             return self._on_invalid(runner, loss)
 
         model.parse_losses = parse_and_keep  # instance attributes shadow the methods
@@ -93,7 +93,8 @@ class InvalidLossHook(Hook):
                 "or set default_hooks.invalid_loss.action='skip' to skip such steps."
             )
         wrapper = runner.optim_wrapper
-        wrapper.backward(wrapper.scale_loss(loss))  # keeps DDP's reduction in step
+        scale = getattr(wrapper, 'scale_loss', lambda value: value)
+        wrapper.backward(scale(loss))  # keeps DDP's reduction in step
         wrapper.zero_grad()
         runner.message_hub.update_info('skipped_steps', skipped + 1)
         runner.logger.warning(f'{message}: step skipped ({skipped + 1} so far).')
