@@ -1,6 +1,7 @@
 """Datasets and transforms."""
 
 from . import transforms  # noqa: F401 (registers transforms)
+from .grefcoco import GRefCOCODataset
 from .jsonl import JSONLDataset
 from .mixed import MixedDataset
 from .part_seg import PartSegDataset
@@ -29,6 +30,7 @@ __all__ = [
     'VAL_ANSWER',
     'EXPLANATORY_QUESTION_LIST',
     'FreshDrawSampler',
+    'GRefCOCODataset',
     'JSONLDataset',
     'MixedDataset',
     'PartSegDataset',

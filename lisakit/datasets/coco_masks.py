@@ -262,3 +262,13 @@ def segmentation_to_mask(
         return np.zeros((height, width), np.uint8)  # (H, W)
     rle = mask_utils.merge([_to_rle(p, height, width) for p in parts], intersect=False)
     return np.ascontiguousarray(mask_utils.decode(rle), dtype=np.uint8)  # (H, W)
+
+
+def order_left_to_right(masks: np.ndarray) -> list[int]:
+    """Indices of (K, H, W) masks sorted by leftmost pixel column, then topmost row
+    (the per-object order of ``<SEG>``; empty masks last)."""
+    keys = []
+    for k, m in enumerate(masks):
+        ys, xs = np.nonzero(m)
+        keys.append((0, int(xs.min()), int(ys.min()), k) if len(xs) else (1, 0, 0, k))
+    return [k[-1] for k in sorted(keys)]

@@ -173,6 +173,8 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
 
     METAINFO = dict(classes=('object',))
     EMPTY_SEGMENTATION = ('empty_mask', 'error')
+    #: Per-turn keys of a training sample that :meth:`_draw` subsamples together.
+    DRAW_KEYS = ('segmentations', 'ref_ids', 'texts')
 
     def __init__(
         self,
@@ -261,8 +263,12 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
             sentences=self._sentences(ref, ref_id),
         )
 
+    def _load_refs(self) -> list[dict]:
+        """The refs of the release file (a subclass may read another format)."""
+        return load_refer_pickle(self.refs_file)
+
     def _targets(self) -> list[dict]:
-        refs = load_refer_pickle(self.refs_file)
+        refs = self._load_refs()
         images, anns = load_coco_instances(self.instances_file)
         chosen = [r for r in refs if split_matches(self.split, str(r.get('split')))]
         if not chosen:
@@ -306,10 +312,14 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
             rng = sample_rng(self.seed, entry, pool)
             num = min(self.num_classes_per_sample, pool)
             picked = [int(i) for i in rng.choice(pool, size=num, replace=False)]
-            for key in ('segmentations', 'ref_ids', 'texts'):
+            for key in self.DRAW_KEYS:
                 info[key] = [info[key][i] for i in picked]
         rng = sample_rng(self.seed, entry)
-        info.update(short_turns(info['texts'], rng, self.short_questions, self.answers))
+        info.update(self._turns(info, rng))
+
+    def _turns(self, info: dict, rng) -> dict:
+        """Training conversation of a sample's (drawn) sentences."""
+        return short_turns(info['texts'], rng, self.short_questions, self.answers)
 
     def load_data_list(self) -> list[dict]:
         """One sample per (ref, sentence), or per image with N > 1 in training."""
@@ -336,15 +346,22 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
             self._draw(info)
         info.pop('entry_idx', None)
         height, width = info['mask_size']
-        actual = image_hw(info['img_path'])
+        self._check_image_size(info['img_path'], height, width)
+        info['gt_masks'] = self._gt_masks(info, height, width)  # (N, H, W)
+        return info
+
+    def _check_image_size(self, img_path: str, height: int, width: int) -> None:
+        actual = image_hw(img_path)
         if actual != (height, width):
             raise ValueError(
-                f'{info["img_path"]}: the image is {actual[1]}x{actual[0]} (after EXIF '
+                f'{img_path}: the image is {actual[1]}x{actual[0]} (after EXIF '
                 f'rotation) but {self.instances_file} says {width}x{height}.'
             )
+
+    def _gt_masks(self, info: dict, height: int, width: int) -> np.ndarray:
+        """(N, H, W) uint8 masks of the sample's segmentations (popped from ``info``)."""
         masks = [
             segmentation_to_mask(s, height, width, allow_empty=self.empty_mask)
             for s in info.pop('segmentations')
         ]
-        info['gt_masks'] = np.stack(masks)  # (N, H, W)
-        return info
+        return np.stack(masks)  # (N, H, W)

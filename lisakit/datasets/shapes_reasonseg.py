@@ -7,6 +7,15 @@ left edge?"), size ("which shape is the largest?"), an implicit property ("which
 shape has the most corners?") or a relation ("which shape is nearest to the blue
 one?"). Samples are deterministic functions of (seed, split, index), so train and
 val differ and runs repeat exactly. Images and masks are rendered on access.
+
+Multi-target and no-target queries (:mod:`lisakit.datasets.shapes_multi`, off by
+default): "Segment all the red shapes." / "Segment every circle." name all the shapes
+of a colour or kind, and the same words for a colour or kind absent from the image
+name none. ``target_mode='merged'`` gives one ``<SEG>`` and the union of the targets
+(LISA on gRefCOCO), ``'per_object'`` one ``<SEG>`` per target, left to right. A
+no-target query is answered with a rejection text and no mask in training; in
+``test_mode`` it keeps the evaluation answer (``<SEG>.``) and one all-zero mask, as
+gRefCOCO's no-target expressions in LISA, so the metric sees what is predicted.
 """
 
 from __future__ import annotations
@@ -20,7 +29,25 @@ from PIL import Image, ImageDraw
 from lisakit.registry import DATASETS
 from lisakit.utils.constants import SEG_TOKEN
 
-from .templates import ANSWER_LIST, LONG_QUESTION_LIST, SHORT_QUESTION_LIST
+from .shapes_multi import (
+    DEFAULT_MAX_TARGETS,
+    MULTI_QUERY_TYPES,
+    SENTENCES,
+    check_multi,
+    multi_corpus,
+    order_left_to_right,
+    plan_scene,
+    targets_of,
+)
+from .templates import (
+    ANSWER_LIST,
+    LONG_QUESTION_LIST,
+    MULTI_ANSWER_LIST,
+    REJECT_ANSWER_LIST,
+    SHORT_QUESTION_LIST,
+    check_templates,
+    fill_segs,
+)
 
 #: Shape kinds and their number of corners.
 SHAPE_CORNERS = {'circle': 0, 'triangle': 3, 'square': 4, 'pentagon': 5, 'hexagon': 6}
@@ -34,6 +61,7 @@ COLORS = {
 }
 BACKGROUND = (30, 30, 30)
 SPLIT_CODES = {'train': 0, 'val': 1, 'test': 2}
+TARGET_MODES = ('merged', 'per_object')
 #: Shape radius range as a fraction of the image side, and the gap between shapes.
 RADIUS_RANGE = (0.09, 0.17)
 MIN_SHAPE_GAP = 2
@@ -70,6 +98,13 @@ def corpus() -> list[str]:
     texts += list(POSITION_SENTENCES.values()) + list(SIZE_SENTENCES.values())
     texts += list(CORNER_SENTENCES.values())
     return texts + [RELATION_SENTENCE.format(color=c) for c in COLORS]
+
+
+def multi_target_corpus() -> list[str]:
+    """Every text of the multi / no-target queries and their default answers (the
+    tiny multi-target config adds these words to the tokenizer)."""
+    texts = multi_corpus(COLORS, SHAPE_CORNERS) + MULTI_ANSWER_LIST + REJECT_ANSWER_LIST
+    return [t.replace('{segs}', '') for t in texts]
 
 
 def _margin_pick(values: np.ndarray, largest: bool) -> Optional[int]:
@@ -137,8 +172,15 @@ def _place_shapes(rng: np.random.Generator, img_size: int, num: int) -> list[dic
     """Non-overlapping shapes of distinct colours and kinds."""
     kinds = rng.choice(list(SHAPE_CORNERS), size=num, replace=False)
     colors = rng.choice(list(COLORS), size=num, replace=False)
+    attrs = [dict(kind=str(k), color=str(c)) for k, c in zip(kinds, colors)]
+    return place_shapes(rng, img_size, attrs)
+
+
+def place_shapes(rng: np.random.Generator, img_size: int, attrs: Sequence[dict]) -> list[dict]:
+    """Place shapes of the given ``kind`` / ``color`` without overlap (a shape that
+    finds no room in ``MAX_PLACEMENT_TRIES`` draws is left out)."""
     shapes: list[dict] = []
-    for kind, color in zip(kinds, colors):
+    for attr in attrs:
         for _ in range(MAX_PLACEMENT_TRIES):
             r = float(rng.uniform(*RADIUS_RANGE) * img_size)
             cx, cy = rng.uniform(r + 1, img_size - r - 1, size=2)
@@ -147,8 +189,8 @@ def _place_shapes(rng: np.random.Generator, img_size: int, num: int) -> list[dic
             ):
                 shapes.append(
                     dict(
-                        kind=str(kind),
-                        color=str(color),
+                        kind=attr['kind'],
+                        color=attr['color'],
                         cx=float(cx),
                         cy=float(cy),
                         r=r,
@@ -205,6 +247,11 @@ class ShapesReasonSegDataset(BaseDataset):
             use ``['<SEG>.']`` for LISA-style validation).
         short_questions: Templates with ``{class_name}``.
         long_questions: Templates with ``{sent}``.
+        target_mode: Multi-target queries: ``'merged'`` (one ``<SEG>``, the union of
+            the targets) or ``'per_object'`` (one ``<SEG>`` per target, left to right).
+        max_targets: Most targets of a multi-target query.
+        multi_answers: Per-object answers for 2+ targets, with ``{segs}``.
+        reject_answers: Training answers to a no-target query (no ``<SEG>``).
         **kwargs: ``pipeline``, ``indices`` (e.g. ``max_train_samples``),
             ``test_mode``, ``lazy_init``, ... of mmengine's ``BaseDataset``.
     """
@@ -222,16 +269,25 @@ class ShapesReasonSegDataset(BaseDataset):
         answers: Sequence[str] = tuple(ANSWER_LIST),
         short_questions: Sequence[str] = tuple(SHORT_QUESTION_LIST),
         long_questions: Sequence[str] = tuple(LONG_QUESTION_LIST),
+        target_mode: str = 'merged',
+        max_targets: int = DEFAULT_MAX_TARGETS,
+        multi_answers: Sequence[str] = tuple(MULTI_ANSWER_LIST),
+        reject_answers: Sequence[str] = tuple(REJECT_ANSWER_LIST),
         **kwargs,
     ) -> None:
+        if target_mode not in TARGET_MODES:
+            raise ValueError(f'target_mode={target_mode!r}; expected one of {TARGET_MODES}.')
+        check_templates(
+            type(self).__name__, multi_answers=multi_answers, reject_answers=reject_answers
+        )
         if split not in SPLIT_CODES:
             raise ValueError(f'split={split!r}; expected one of {sorted(SPLIT_CODES)}.')
         weights = dict(DEFAULT_QUERY_WEIGHTS if query_weights is None else query_weights)
-        unknown = set(weights) - set(QUERY_MAKERS)
+        unknown = set(weights) - set(QUERY_MAKERS) - set(MULTI_QUERY_TYPES)
         if unknown:
             raise ValueError(
                 f'query_weights has unknown types {sorted(unknown)}; expected '
-                f'keys from {sorted(QUERY_MAKERS)}.'
+                f'keys from {sorted(QUERY_MAKERS) + sorted(MULTI_QUERY_TYPES)}.'
             )
         if any(SEG_TOKEN not in a for a in answers):
             raise ValueError(f'Every answer template must contain {SEG_TOKEN!r}; got {answers}.')
@@ -245,6 +301,9 @@ class ShapesReasonSegDataset(BaseDataset):
                 f'relation queries need {MIN_SHAPES_FOR_RELATION} shapes; raise '
                 f'num_shapes[1] or set query_weights["relation"] = 0.'
             )
+        check_multi(max_targets, (lo, hi), weights)
+        self.target_mode, self.max_targets = target_mode, max_targets
+        self.multi_answers, self.reject_answers = list(multi_answers), list(reject_answers)
         self.num_samples, self.split, self.seed = num_samples, split, seed
         self.img_size, self.num_shapes = img_size, (lo, hi)
         names = sorted(weights)
@@ -259,6 +318,8 @@ class ShapesReasonSegDataset(BaseDataset):
         # draw the query type first so the mix follows query_weights; redraw scenes
         # until the query has a unique answer
         qtype = str(rng.choice(self.query_types, p=self.query_probs))
+        if qtype in MULTI_QUERY_TYPES:
+            return self._make_multi_sample(idx, rng, qtype)
         for _ in range(MAX_SCENE_TRIES):
             low, high = self.num_shapes
             shapes = _place_shapes(rng, self.img_size, int(rng.integers(low, high + 1)))
@@ -284,6 +345,41 @@ class ShapesReasonSegDataset(BaseDataset):
             answer=str(rng.choice(self.answers)),
             query_type=qtype,
             is_sentence=is_sentence,
+            num_targets=1,
+            no_target=False,
+        )
+
+    def _multi_answer(self, rng: np.random.Generator, num_targets: int) -> str:
+        """The answer to a multi / no-target query (see the module docstring)."""
+        if num_targets == 0 and not self.test_mode:
+            return str(rng.choice(self.reject_answers))
+        if self.target_mode == 'merged' or num_targets <= 1:
+            return str(rng.choice(self.answers))
+        return fill_segs(str(rng.choice(self.multi_answers)), num_targets)
+
+    def _make_multi_sample(self, idx: int, rng: np.random.Generator, qtype: str) -> dict:
+        values = dict(color=list(COLORS), kind=list(SHAPE_CORNERS))
+        for _ in range(MAX_SCENE_TRIES):
+            attr, named, attrs = plan_scene(rng, qtype, values, self.num_shapes, self.max_targets)
+            shapes = place_shapes(rng, self.img_size, attrs)
+            targets = targets_of(shapes, attr, named)
+            if (len(targets) > 0) != MULTI_QUERY_TYPES[qtype][1]:
+                break
+        else:
+            raise RuntimeError(f'No scene for a {qtype!r} query; check num_shapes / img_size.')
+        text = SENTENCES[attr].format(**{attr: named})
+        return dict(
+            sample_idx=idx,
+            img_path=None,
+            shapes=shapes,
+            target=None,
+            targets=targets,
+            question=str(rng.choice(self.long_questions)).format(sent=text),
+            answer=self._multi_answer(rng, len(targets)),
+            query_type=qtype,
+            is_sentence=True,
+            num_targets=len(targets),
+            no_target=not targets,
         )
 
     def load_data_list(self) -> list[dict]:
@@ -291,10 +387,24 @@ class ShapesReasonSegDataset(BaseDataset):
         return [self._make_sample(i) for i in range(self.num_samples)]
 
     def get_data_info(self, idx: int) -> dict:
-        """Scene description plus the rendered ``img`` and ``gt_masks`` (1, H, W)."""
+        """Scene description plus the rendered ``img``, ``all_masks`` (K, H, W) and
+        ``gt_masks``: (1, H, W) for a single target and in merged mode, (N, H, W) per
+        object (``targets`` then lists them left to right), (0, H, W) for a no-target
+        training sample, (1, H, W) zeros for a no-target one in ``test_mode``."""
         info = super().get_data_info(idx)
         img, masks = render_scene(info['shapes'], self.img_size)
-        info['img'] = img
-        info['gt_masks'] = masks[info['target']][None]
-        info['all_masks'] = masks
+        info['img'], info['all_masks'] = img, masks
+        if info['target'] is not None:
+            info['gt_masks'] = masks[info['target']][None]
+            return info
+        targets = info['targets']
+        if not targets:
+            num = 1 if self.test_mode else 0
+            info['gt_masks'] = np.zeros((num, self.img_size, self.img_size), np.uint8)
+        elif self.target_mode == 'merged':
+            info['gt_masks'] = masks[targets].max(0, keepdims=True)  # (1, H, W)
+        else:
+            order = order_left_to_right(masks[targets])
+            info['targets'] = [targets[k] for k in order]
+            info['gt_masks'] = masks[info['targets']]  # (N, H, W)
         return info

@@ -42,6 +42,28 @@ ANSWER_LIST = [
 #: LISA's fixed validation answer (teacher-forced evaluation).
 VAL_ANSWER = f'{SEG_TOKEN}.'
 
+#: Placeholder of a multi-target answer, filled with one ``<SEG>`` per target.
+SEGS_PLACEHOLDER = '{segs}'
+#: Answers naming several targets (per-object mode): ``{segs}`` becomes
+#: ``"<SEG>, <SEG> and <SEG>"`` (:func:`fill_segs`).
+MULTI_ANSWER_LIST = [
+    'Sure, they are {segs}.',
+    'Sure, {segs}.',
+    'They are {segs}.',
+    'Sure, the segmentation result is {segs}.',
+    '{segs}.',
+]
+#: Text answers to a query naming no object in the image (GSVA's rejection as text: no
+#: ``<SEG>``, so the model predicts no mask).
+REJECT_ANSWER_LIST = [
+    'Sorry, there is no such object in the image.',
+    'Sorry, I cannot find it in the image.',
+    'There is no such object in the image.',
+]
+#: Separators of :func:`fill_segs`: ``"<SEG>, <SEG> and <SEG>"``.
+SEG_SEPARATOR = ', '
+LAST_SEG_SEPARATOR = ' and '
+
 #: Placeholders the question templates fill in.
 SHORT_PLACEHOLDER = '{class_name}'
 LONG_PLACEHOLDER = '{sent}'
@@ -53,12 +75,15 @@ def check_templates(
     short_questions: Sequence[str] = (),
     long_questions: Sequence[str] = (),
     explanatory_questions: Sequence[str] = (),
+    multi_answers: Sequence[str] = (),
+    reject_answers: Sequence[str] = (),
 ) -> None:
     """Validate template lists given as config.
 
     Answers need exactly one ``<SEG>``; short / long questions exactly one ``<image>``
     and their placeholder (``{class_name}`` / ``{sent}``); explanatory questions
-    (appended to a query) neither.
+    (appended to a query) neither; multi-target answers exactly one ``{segs}`` and no
+    ``<SEG>``; rejection answers no ``<SEG>`` and no ``<image>``.
 
     Args:
         owner: The dataset or config key, named in errors.
@@ -66,6 +91,8 @@ def check_templates(
         short_questions: Templates with ``{class_name}``.
         long_questions: Templates with ``{sent}``.
         explanatory_questions: Suffixes asking for an explanation.
+        multi_answers: Templates with ``{segs}`` (:func:`fill_segs`).
+        reject_answers: Text answers for a query naming no object.
 
     Raises:
         TypeError: If a list is given as one string.
@@ -76,6 +103,8 @@ def check_templates(
         short_questions=short_questions,
         long_questions=long_questions,
         explanatory_questions=explanatory_questions,
+        multi_answers=multi_answers,
+        reject_answers=reject_answers,
     )
     for key, items in lists.items():
         if isinstance(items, str):
@@ -94,6 +123,14 @@ def check_templates(
     for q in explanatory_questions:
         if IMAGE_TOKEN in q or SEG_TOKEN in q:
             problems.append(f'explanatory_questions: {q!r} must not contain special tokens')
+    for a in multi_answers:
+        if a.count(SEGS_PLACEHOLDER) != 1 or SEG_TOKEN in a:
+            problems.append(
+                f'multi_answers: {a!r} needs exactly one {SEGS_PLACEHOLDER} and no {SEG_TOKEN}'
+            )
+    for a in reject_answers:
+        if SEG_TOKEN in a or IMAGE_TOKEN in a:
+            problems.append(f'reject_answers: {a!r} must not contain {SEG_TOKEN} or {IMAGE_TOKEN}')
     if problems:
         raise ValueError(f'{owner}: bad templates: ' + '; '.join(problems) + '.')
 
@@ -110,6 +147,34 @@ def fill_question(
     if is_sentence:
         return str(rng.choice(list(long_questions))).format(sent=text)
     return str(rng.choice(list(short_questions))).format(class_name=text.lower())
+
+
+def fill_segs(
+    template: str,
+    num: int,
+    sep: str = SEG_SEPARATOR,
+    last_sep: str = LAST_SEG_SEPARATOR,
+) -> str:
+    """A multi-target answer with ``num`` ``<SEG>``: ``{segs}`` replaced by
+    ``"<SEG>, <SEG> and <SEG>"`` (``num`` = 3; ``"<SEG>"`` for 1).
+
+    Args:
+        template: A template holding ``{segs}`` (see :data:`MULTI_ANSWER_LIST`).
+        num: Number of targets, >= 1.
+        sep: Separator between all but the last two ``<SEG>``.
+        last_sep: Separator before the last ``<SEG>``.
+
+    Raises:
+        ValueError: If ``num < 1`` or the template has no ``{segs}``.
+    """
+    if num < 1 or SEGS_PLACEHOLDER not in template:
+        raise ValueError(
+            f'fill_segs: need num >= 1 and a template with {SEGS_PLACEHOLDER}; got '
+            f'num={num}, template={template!r}.'
+        )
+    segs = [SEG_TOKEN] * num
+    joined = segs[0] if num == 1 else sep.join(segs[:-1]) + last_sep + segs[-1]
+    return template.replace(SEGS_PLACEHOLDER, joined)
 
 
 def strip_image_token(text: str) -> str:

@@ -1,6 +1,6 @@
-"""Evaluation: functional gIoU/cIoU and the registered metric."""
+"""Evaluation: functional gIoU/cIoU and the registered metrics."""
 
 from .functional import giou_ciou
-from .metrics import ReasonSegMetric
+from .metrics import GRefCOCOMetric, ReasonSegMetric
 
-__all__ = ['ReasonSegMetric', 'giou_ciou']
+__all__ = ['GRefCOCOMetric', 'ReasonSegMetric', 'giou_ciou']

@@ -20,6 +20,8 @@ DEFAULT_META_KEYS = (
     'answer',
     'query_type',
     'is_sentence',
+    'num_targets',
+    'no_target',
 )
 
 

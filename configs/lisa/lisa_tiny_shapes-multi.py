@@ -1,0 +1,69 @@
+# Several objects and no object on the coloured shapes: "Segment all the red shapes."
+# names every red shape (1-3 targets), and the same question for a colour absent from the
+# image names none. LISA's merged mode: one "<SEG>." answer whose mask is the union of the
+# targets; a no-target question is answered "Sorry, there is no such object in the image."
+# (no <SEG>, no mask). Validation generates the answer (predict_mode='generate'), so a
+# rejection is measured: GRefCOCOMetric's gIoU / cIoU (a no-target sample scores 1 when
+# nothing is predicted), N-acc, T-acc and multi/gIoU (samples with >= 2 targets).
+# `python tools/train.py configs/lisa/lisa_tiny_shapes-multi.py` (CPU, minutes; curve in
+# configs/lisa/README.md).
+_base_ = ['./lisa_tiny_shapes.py']
+
+# the words of the multi-target questions and the rejection answer
+# (lisakit.datasets.shapes_reasonseg.multi_target_corpus(); a test checks they are here)
+extra_words = [
+    'Segment all the red green blue yellow purple shapes every circle triangle square',
+    'pentagon hexagon . Sure, they are and Sorry, I cannot find it in the image .',
+    'There is no such object',
+]
+tokenizer = dict(type='WordTokenizer', extra_words=extra_words)
+model = dict(
+    backbone=dict(tokenizer=tokenizer),
+    predict_mode='generate',
+    generation_cfg=dict(max_new_tokens=12),
+)
+
+query_weights = dict(_delete_=True, all_color=2.0, absent_color=1.0)
+reject_answers = ['Sorry, there is no such object in the image.']
+pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='SAMPreprocess', img_size=64),
+    dict(type='CLIPPreprocess', size=32),
+    dict(type='TokenizeConversation', tokenizer=tokenizer, template='plain', max_length=64),
+    dict(type='PackLISAInputs'),
+]
+train_dataloader = dict(
+    dataset=dict(
+        num_samples=3000,
+        query_weights=query_weights,
+        target_mode='merged',
+        reject_answers=reject_answers,
+        pipeline=pipeline,
+    )
+)
+val_dataloader = dict(
+    dataset=dict(
+        num_samples=200, query_weights=query_weights, target_mode='merged', pipeline=pipeline
+    )
+)
+test_dataloader = val_dataloader
+val_evaluator = dict(_delete_=True, type='GRefCOCOMetric', group_by='query_type')
+test_evaluator = val_evaluator
+
+max_epochs = 5
+param_scheduler = [
+    dict(
+        type='CosineAnnealingLR',
+        eta_min_ratio=0.01,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        convert_to_iter_based=True,
+    )
+]
+train_cfg = dict(max_epochs=max_epochs)
+default_hooks = dict(checkpoint=dict(save_best='gIoU'))
+custom_hooks = [
+    dict(type='TrainingHistoryHook'),
+    dict(type='EarlyStoppingHook', monitor='gIoU', rule='greater', patience=5, min_delta=0.001),
+]
