@@ -17,13 +17,15 @@ extra_words = [
     'There is no such object',
 ]
 tokenizer = dict(type='WordTokenizer', extra_words=extra_words)
+# rejection needs the LLM to see which colours the image holds: the tiny random CLIP and
+# projector train too (frozen, N-acc stayed 0 for 3 epochs: README)
 model = dict(
-    backbone=dict(tokenizer=tokenizer),
+    backbone=dict(tokenizer=tokenizer, freeze_vision_tower=False, freeze_projector=False),
     predict_mode='generate',
     generation_cfg=dict(max_new_tokens=12),
 )
 
-query_weights = dict(_delete_=True, all_color=2.0, absent_color=1.0)
+query_weights = dict(_delete_=True, all_color=1.0, absent_color=1.0)
 reject_answers = ['Sorry, there is no such object in the image.']
 pipeline = [
     dict(type='LoadImageFromFile'),
@@ -50,7 +52,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type='GRefCOCOMetric', group_by='query_type')
 test_evaluator = val_evaluator
 
-max_epochs = 5
+max_epochs = 6
 param_scheduler = [
     dict(
         type='CosineAnnealingLR',

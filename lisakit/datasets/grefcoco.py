@@ -54,7 +54,6 @@ from .refcoco import (
 from .templates import (
     MULTI_ANSWER_LIST,
     REJECT_ANSWER_LIST,
-    VAL_ANSWER,
     check_templates,
     fill_segs,
     to_turns,
@@ -112,6 +111,7 @@ class GRefCOCODataset(RefCOCODataset):
         multi_answers: Per-object answers for 2+ targets, with ``{segs}``.
         reject_answers: Training answers to a no-target expression (no ``<SEG>``);
             None keeps LISA's ``<SEG>`` answer and an all-zero mask.
+        on_error: ``'raise'`` or ``'skip'`` bad refs (:mod:`lisakit.datasets.bad_samples`).
         **kwargs: The other arguments of :class:`RefCOCODataset` (``answers``,
             ``short_questions``, ``num_classes_per_sample``, ``seed``, ``on_error``,
             ``empty_segmentation``, ``pipeline``, ``test_mode``, ...).
@@ -130,6 +130,7 @@ class GRefCOCODataset(RefCOCODataset):
         crowd: str = 'include',
         multi_answers: Sequence[str] = tuple(MULTI_ANSWER_LIST),
         reject_answers: Optional[Sequence[str]] = tuple(REJECT_ANSWER_LIST),
+        on_error: str = 'raise',
         **kwargs,
     ) -> None:
         if target_mode not in TARGET_MODES:
@@ -145,7 +146,13 @@ class GRefCOCODataset(RefCOCODataset):
         self.multi_answers = list(multi_answers)
         self.reject_answers = None if reject_answers is None else list(reject_answers)
         super().__init__(
-            data_root, dataset=dataset, split_by=split_by, split=split, img_dir=img_dir, **kwargs
+            data_root,
+            dataset=dataset,
+            split_by=split_by,
+            split=split,
+            img_dir=img_dir,
+            on_error=on_error,
+            **kwargs,
         )
 
     @property

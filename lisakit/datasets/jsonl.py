@@ -11,7 +11,13 @@ Each non-blank line of ``ann_file`` is a JSON object::
 
 A turn is either explicit (``question`` + ``answer`` with one ``<SEG>`` per entry of
 ``masks``) or a ``query`` (a phrase, or a sentence with ``"is_sentence": true``) turned
-into a question and answer with the dataset's templates, with exactly one mask. Masks
+into a question and answer with the dataset's templates. A ``query`` with one mask gets
+an ``answers`` template; with several masks (one per object, in the order given) a
+``multi_answers`` one ("Sure, they are <SEG>, <SEG> and <SEG>."); with
+``"no_target": true`` and no mask a ``reject_answers`` text (no ``<SEG>``), or in
+``test_mode`` the first ``answers`` template with an all-zero mask, so a metric sees
+what is predicted. (For LISA's merged mode give one mask whose polygons cover all the
+targets.) Masks
 are polygons, COCO RLE or PNG paths (:mod:`lisakit.datasets.transforms.masks`). See
 ``docs/datasets.md`` for the full format.
 """
@@ -32,13 +38,16 @@ from .bad_samples import DATA_ERRORS, SkipBadSamplesMixin
 from .templates import (
     ANSWER_LIST,
     LONG_QUESTION_LIST,
+    MULTI_ANSWER_LIST,
+    REJECT_ANSWER_LIST,
     SHORT_QUESTION_LIST,
     check_templates,
     chunk,
     fill_question,
+    fill_segs,
     to_turns,
 )
-from .transforms.masks import parse_mask_ann
+from .transforms.masks import EMPTY_MASK_ANN, parse_mask_ann
 
 UTF8_BOM = '\ufeff'
 
@@ -95,6 +104,8 @@ class JSONLDataset(SkipBadSamplesMixin, AnnLocationMixin, BaseDataset):
             conversation is split into consecutive chunks, each a sample with the
             ``<image>`` in its first question. None keeps every line whole.
         answers / short_questions / long_questions: Templates for ``query`` turns.
+        multi_answers: Templates with ``{segs}`` for ``query`` turns with 2+ masks.
+        reject_answers: Answers of ``"no_target": true`` query turns (no ``<SEG>``).
         seed: Seed of the per-line template choice.
         on_error: ``'raise'``: stop at the first bad line with ``file:line`` and the
             reason; ``'skip'``: leave it out, list it in ``skipped`` and log a warning
@@ -113,12 +124,22 @@ class JSONLDataset(SkipBadSamplesMixin, AnnLocationMixin, BaseDataset):
         answers: Sequence[str] = tuple(ANSWER_LIST),
         short_questions: Sequence[str] = tuple(SHORT_QUESTION_LIST),
         long_questions: Sequence[str] = tuple(LONG_QUESTION_LIST),
+        multi_answers: Sequence[str] = tuple(MULTI_ANSWER_LIST),
+        reject_answers: Sequence[str] = tuple(REJECT_ANSWER_LIST),
         seed: int = 0,
         on_error: str = 'raise',
         **kwargs,
     ) -> None:
         self._init_on_error(on_error)
-        check_templates(type(self).__name__, answers, short_questions, long_questions)
+        check_templates(
+            type(self).__name__,
+            answers,
+            short_questions,
+            long_questions,
+            multi_answers=multi_answers,
+            reject_answers=reject_answers,
+        )
+        self.multi_answers, self.reject_answers = list(multi_answers), list(reject_answers)
         if num_classes_per_sample is not None and num_classes_per_sample < 1:
             raise ValueError(f'num_classes_per_sample={num_classes_per_sample}; expected >= 1.')
         self.num_classes_per_sample, self.seed = num_classes_per_sample, seed
@@ -130,21 +151,27 @@ class JSONLDataset(SkipBadSamplesMixin, AnnLocationMixin, BaseDataset):
     def _resolve(self, key: str, path: str) -> str:
         return os.path.join(self.data_prefix[key], path)
 
-    def _turn(self, turn, t: int, rng: np.random.Generator) -> tuple[str, str, list[dict]]:
-        """(question, answer, parsed masks) of turn ``t`` (1-based)."""
+    def _turn(self, turn, t: int, rng: np.random.Generator) -> tuple[str, str, list[dict], bool]:
+        """(question, answer, parsed masks, no_target) of turn ``t`` (1-based)."""
         if not isinstance(turn, dict):
             raise ValueError(f'turn {t} must be an object')
         masks = turn.get('masks', [])
         if not isinstance(masks, list):
             raise ValueError(f'turn {t}: "masks" must be a list')
+        no_target = bool(turn.get('no_target', False))
+        if no_target and masks:
+            raise ValueError(f'turn {t}: a "no_target" turn has no masks')
         if 'query' in turn:
-            if not isinstance(turn['query'], str) or len(masks) != 1:
-                raise ValueError(f'turn {t}: a "query" turn needs a string and exactly 1 mask')
+            if not isinstance(turn['query'], str) or not (masks or no_target):
+                raise ValueError(
+                    f'turn {t}: a "query" turn needs a string and at least 1 mask, or '
+                    '"no_target": true'
+                )
             is_sentence = bool(turn.get('is_sentence', False))
             question = fill_question(
                 rng, turn['query'], is_sentence, self.short_questions, self.long_questions
             )
-            answer = str(rng.choice(self.answers))
+            answer, masks = self._query_answer(rng, masks, no_target)
         else:
             question, answer = turn.get('question'), turn.get('answer')
             if not (isinstance(question, str) and isinstance(answer, str)):
@@ -158,11 +185,24 @@ class JSONLDataset(SkipBadSamplesMixin, AnnLocationMixin, BaseDataset):
                 )
         parsed = []
         for k, mask in enumerate(masks, start=1):
+            if mask is EMPTY_MASK_ANN:
+                parsed.append(dict(EMPTY_MASK_ANN))
+                continue
             try:
                 parsed.append(parse_mask_ann(mask, k, lambda p: self._resolve('mask_path', p)))
             except ValueError as err:
                 raise ValueError(f'turn {t}: {err}') from err
-        return question, answer, parsed
+        return question, answer, parsed, no_target
+
+    def _query_answer(self, rng: np.random.Generator, masks: list, no_target: bool):
+        """``(answer, masks)`` of a query turn (see the module docstring)."""
+        if no_target and not self.test_mode:
+            return str(rng.choice(self.reject_answers)), []
+        if no_target:
+            return self.answers[0], [EMPTY_MASK_ANN]
+        if len(masks) == 1:
+            return str(rng.choice(self.answers)), masks
+        return fill_segs(str(rng.choice(self.multi_answers)), len(masks)), masks
 
     def _parse(self, obj, line_no: int, where: str) -> list[dict]:
         """Dataset entries of one line (several when the conversation is chunked)."""
@@ -179,7 +219,7 @@ class JSONLDataset(SkipBadSamplesMixin, AnnLocationMixin, BaseDataset):
         turns = [self._turn(turn, t, rng) for t, turn in enumerate(obj['conversations'], 1)]
         entries = []
         for part in chunk(turns, self.num_classes_per_sample):
-            conversations = to_turns([q for q, _, _ in part], [a for _, a, _ in part])
+            conversations = to_turns([p[0] for p in part], [p[1] for p in part])
             entries.append(
                 dict(
                     img_path=self._resolve('img_path', obj['image']),
@@ -187,7 +227,9 @@ class JSONLDataset(SkipBadSamplesMixin, AnnLocationMixin, BaseDataset):
                     conversations=conversations,
                     question=conversations[0]['question'],
                     answer=conversations[0]['answer'],
-                    mask_anns=[m for _, _, masks in part for m in masks],
+                    mask_anns=[m for p in part for m in p[2]],
+                    no_target=all(p[3] for p in part),
+                    num_targets=sum(0 if p[3] else len(p[2]) for p in part),
                 )
             )
         return entries

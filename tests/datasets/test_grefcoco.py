@@ -3,13 +3,18 @@ instances.json): expressions with 0, 1 and 3 targets, an annotation with several
 polygons, a crowd RLE; merged and per-object masks pixel by pixel, the per-object
 order, answers, no-target handling and bad input."""
 
+import importlib.util
 import json
+import os.path as osp
 import pickle
+import sys
 
 import numpy as np
 import pytest
+from mmengine.config import Config
 from PIL import Image
 from pycocotools import mask as mask_utils
+from tool_runner import REPO
 
 from lisakit.datasets import GRefCOCODataset
 from lisakit.datasets.transforms.formatting import PackLISAInputs
@@ -61,6 +66,8 @@ def refs():
                         dict(sent='a dog', sent_id=3)], no_target=True),
         dict(ref_id=3, image_id=1, split='testA', ann_id=[4, 1], category_id=[2, 1],
              sentences=[dict(sent='boxes', sent_id=4)], no_target=False),
+        dict(ref_id=4, image_id=1, split='train', ann_id=-1, category_id=[],
+             sentences=[dict(sent='a cat', sent_id=5)]),
     ]  # fmt: skip
 
 
@@ -196,3 +203,52 @@ def test_registry_and_bad_input(tmp_path):
         val(write(tmp_path / 'b2', grefs=bad))
     with pytest.raises(FileNotFoundError, match=r'grefs\(unc\)'):
         val(str(tmp_path / 'nowhere'))
+
+
+def test_check_dataset_counts_targets_and_lists_bad_refs(tmp_path, monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location(
+        'check_dataset', osp.join(REPO, 'tools', 'misc', 'check_dataset.py')
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    bad = refs()
+    bad[1]['ann_id'] = [77]  # no such annotation: skipped at load
+    root = write(tmp_path, grefs=bad)
+    config = tmp_path / 'check.py'
+    config.write_text(
+        "val_dataloader = dict(dataset=dict(type='GRefCOCODataset',\n"
+        f"    data_root='{root}', split='val', test_mode=True, pipeline=[]))\n"
+    )
+    monkeypatch.setattr(sys, 'argv', ['check_dataset.py', str(config), '--split', 'val'])
+    assert tool.main() == 1
+    out = capsys.readouterr().out
+    assert '3 samples checked, 1 bad' in out and 'no annotation with id 77' in out
+    assert 'targets per sample: 2+ targets 1, no target 2' in out
+
+
+@pytest.mark.parametrize(
+    'config',
+    [
+        '_base_/datasets/grefcoco.py',
+        '_base_/datasets/grefcoco_per-object.py',
+        'lisa/lisa_llava-v1-7b_sam-vit-h_eval_grefcoco.py',
+        'lisa/lisa_llava-llama2-13b_sam-vit-h_eval_grefcoco.py',
+    ],
+)
+def test_configs_build_their_splits(root, config):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    loaders = ['test_dataloader'] + (['train_dataloader'] if cfg.train_dataloader else [])
+    for loader in loaders:
+        ds = DATASETS.build(dict(cfg[loader].dataset, data_root=root, pipeline=[]))
+        assert len(ds) == (1 if loader == 'train_dataloader' else 4)
+        per_object = 'per-object' in config
+        assert ds.target_mode == ('per_object' if per_object else 'merged')
+    assert cfg.test_evaluator.type == 'GRefCOCOMetric'
+    assert cfg.test_dataloader.dataset.split == 'val' and cfg.test_dataloader.dataset.test_mode
+    for split, size in (('testA', 1), ('testB', None)):
+        ds_cfg = dict(cfg.test_dataloader.dataset, data_root=root, pipeline=[], split=split)
+        if size is None:  # the fixture has no testB ref
+            with pytest.raises(ValueError, match="no ref in split 'testB'"):
+                DATASETS.build(ds_cfg)
+        else:
+            assert len(DATASETS.build(ds_cfg)) == size

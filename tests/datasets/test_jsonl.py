@@ -283,3 +283,43 @@ def test_skip_mode_replaces_a_sample_failing_in_the_pipeline(root):
     strict = build(root, [bad, good], pipeline=pipeline)
     with pytest.raises(FileNotFoundError, match=r'train.jsonl:1: .*missing.jpg'):
         strict[0]
+
+
+def multi_lines():
+    two = [dict(polygons=[rect(10, 0, 14, 4)]), dict(polygons=[rect(0, 0, 4, 4)])]
+    return [
+        dict(image='a.jpg', conversations=[dict(query='the boxes', masks=two)]),
+        dict(image='a.jpg', conversations=[dict(query='the purple star', no_target=True)]),
+    ]
+
+
+def test_multi_target_query_lists_one_seg_per_mask_in_order(root):
+    ds = build(root, multi_lines())
+    out = load(ds, 0)
+    assert out['answer'].count('<SEG>') == 2 and ', <SEG>' not in out['answer']
+    assert ' and ' in out['answer']
+    assert out['gt_masks'].shape == (2, H, W)
+    assert out['gt_masks'][0][0:4, 10:14].all() and out['gt_masks'][1][0:4, 0:4].all()
+    assert (out['num_targets'], out['no_target']) == (2, False)
+
+
+def test_no_target_query_rejects_in_training_and_keeps_a_zero_mask_in_test(root):
+    ds = build(root, multi_lines(), reject_answers=['Nothing like that here.'])
+    out = load(ds, 1)
+    assert out['answer'] == 'Nothing like that here.' and out['gt_masks'].shape == (0, H, W)
+    assert (out['num_targets'], out['no_target']) == (0, True)
+    test = load(build(root, multi_lines(), test_mode=True, answers=['<SEG>.']), 1)
+    assert test['answer'] == '<SEG>.' and test['gt_masks'].shape == (1, H, W)
+    assert not test['gt_masks'].any() and test['no_target'] is True
+
+
+def test_bad_multi_and_no_target_turns(root):
+    bad = [dict(image='a.jpg', conversations=[dict(query='x')])]
+    with pytest.raises(ValueError, match='at least 1 mask, or "no_target": true'):
+        build(root, bad)
+    mask = dict(polygons=[rect(0, 0, 3, 3)])
+    bad = [dict(image='a.jpg', conversations=[dict(query='x', no_target=True, masks=[mask])])]
+    with pytest.raises(ValueError, match='a "no_target" turn has no masks'):
+        build(root, bad)
+    with pytest.raises(ValueError, match='multi_answers'):
+        build(root, multi_lines(), multi_answers=['They are <SEG>.'])

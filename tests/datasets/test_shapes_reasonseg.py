@@ -1,5 +1,6 @@
 """Unit tests of lisakit.datasets.ShapesReasonSegDataset."""
 
+import os
 from collections import Counter
 
 import numpy as np
@@ -196,3 +197,85 @@ def test_answer_without_seg_raises():
 def test_invalid_num_shapes_raises(num_shapes):
     with pytest.raises(ValueError, match='num_shapes'):
         ShapesReasonSegDataset(num_samples=2, num_shapes=num_shapes)
+
+
+MULTI = dict(all_color=1.0, every_kind=1.0, absent_color=1.0, absent_kind=1.0)
+
+
+def _named(x):
+    """(attribute, value) the multi / no-target question names."""
+    for c in COLORS:
+        if f'all the {c} shapes' in x['question']:
+            return 'color', c
+    for k in SHAPE_CORNERS:
+        if f'every {k}.' in x['question']:
+            return 'kind', k
+    raise AssertionError(x['question'])
+
+
+def test_multi_target_queries_name_every_matching_shape():
+    ds = ShapesReasonSegDataset(num_samples=40, seed=0, query_weights=MULTI)
+    kinds = Counter()
+    for i in range(len(ds)):
+        x = ds[i]
+        kinds[x['query_type']] += 1
+        attr, value = _named(x)
+        matching = [k for k, s in enumerate(x['shapes']) if s[attr] == value]
+        assert sorted(x['targets']) == matching and x['num_targets'] == len(matching)
+        if x['query_type'].startswith('absent'):
+            assert matching == [] and x['no_target'] is True
+            assert x['gt_masks'].shape == (0, 64, 64) and '<SEG>' not in x['answer']
+        else:
+            assert matching and x['no_target'] is False
+            union = x['all_masks'][matching].max(0)
+            assert np.array_equal(x['gt_masks'], union[None]) and x['answer'].count('<SEG>') == 1
+    assert set(kinds) == set(MULTI)
+    assert any(ds[i]['num_targets'] >= 2 for i in range(len(ds)))
+
+
+def test_per_object_mode_orders_targets_left_to_right():
+    ds = ShapesReasonSegDataset(
+        num_samples=30, seed=0, query_weights=dict(all_color=1.0), target_mode='per_object'
+    )
+    multi = 0
+    for i in range(len(ds)):
+        x = ds[i]
+        n = x['num_targets']
+        assert x['gt_masks'].shape == (n, 64, 64) and x['answer'].count('<SEG>') == n
+        lefts = [int(np.nonzero(m)[1].min()) for m in x['gt_masks']]
+        assert lefts == sorted(lefts)
+        multi += n >= 2
+    assert multi >= 5
+
+
+def test_no_target_in_test_mode_keeps_one_zero_mask():
+    ds = ShapesReasonSegDataset(
+        num_samples=5, split='val', query_weights=dict(absent_color=1.0), answers=['<SEG>.'],
+        test_mode=True,
+    )  # fmt: skip
+    for i in range(len(ds)):
+        x = ds[i]
+        assert x['answer'] == '<SEG>.' and x['gt_masks'].shape == (1, 64, 64)
+        assert not x['gt_masks'].any() and x['no_target'] is True
+
+
+def test_multi_config_tokenizer_knows_every_word():
+    from mmengine.config import Config
+
+    from lisakit.datasets.shapes_reasonseg import multi_target_corpus
+    from lisakit.tokenizers.word_tokenizer import _WORD_RE, corpus_vocab, default_corpus
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cfg = Config.fromfile(os.path.join(repo, 'configs/lisa/lisa_tiny_shapes-multi.py'))
+    vocab = corpus_vocab(default_corpus() + list(cfg.extra_words))
+    words = {w for t in multi_target_corpus() for w in _WORD_RE.findall(t.lower())}
+    assert words <= set(vocab), words - set(vocab)
+
+
+def test_bad_multi_settings():
+    with pytest.raises(ValueError, match='target_mode'):
+        ShapesReasonSegDataset(num_samples=1, target_mode='stacked')
+    with pytest.raises(ValueError, match='reject_answers'):
+        ShapesReasonSegDataset(num_samples=1, reject_answers=['<SEG>'])
+    with pytest.raises(ValueError, match='max_targets'):
+        ShapesReasonSegDataset(num_samples=1, query_weights=MULTI, max_targets=0)

@@ -118,6 +118,7 @@ def test_object_matched_iou_hungarian():
     assert object_matched_iou(b([T_RIGHT, T_LEFT]), gt, num_pred=3) == pytest.approx(
         2 * (2 / (2 + EPS)) / 3
     )
+
     # 1x6 masks: IoU(A, X) = 3/4, IoU(A, Y) = 1/4, IoU(B, X) = 3/4, IoU(B, Y) = 2/3.
     # Taking B-X first (a tie for the best pair) leaves A-Y: (3/4 + 1/4) / 2;
     # the optimal one-to-one assignment is A-X, B-Y: (3/4 + 2/3) / 2.

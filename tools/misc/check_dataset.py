@@ -4,9 +4,13 @@
 samples that fail (source dataset, file and reason) and exits with 1 if there is any, 0
 otherwise. A mix (``MixedDataset``, or any dataset holding ``datasets`` and no pipeline) is
 walked source by source, nested mixes included; every source sample is checked once.
+For data with several or no targets per query (gRefCOCO, the multi-target shapes, JSON
+lines with ``no_target`` turns) it also prints how many samples have no target, one, or
+several (from the samples' ``no_target`` / ``num_targets``).
 """
 
 import argparse
+import collections
 import copy
 import inspect
 import os.path as osp
@@ -22,14 +26,25 @@ from lisakit.registry import DATASETS  # noqa: E402
 LOADERS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
 
 
-def check(dataset) -> list[tuple[str, str]]:
-    """(file, reason) of annotations skipped while loading and samples failing the pipeline."""
+def target_kind(info: dict):
+    """``'no target'``, ``'1 target'`` or ``'2+ targets'`` of a sample that says, else None."""
+    if info.get('no_target'):
+        return 'no target'
+    num = info.get('num_targets')
+    return None if num is None else ('1 target' if num == 1 else '2+ targets')
+
+
+def check(dataset, kinds=None) -> list[tuple[str, str]]:
+    """(file, reason) of annotations skipped while loading and samples failing the
+    pipeline; counts each read sample's :func:`target_kind` into ``kinds`` if given."""
     bad = list(getattr(dataset, 'skipped', []))
     pipeline = getattr(dataset, 'pipeline', None)
     for idx in range(len(dataset)):
         info = {}
         try:
             info = dataset.get_data_info(idx)  # may read files (masks decoded on access)
+            if kinds is not None and target_kind(info):
+                kinds[target_kind(info)] += 1
             if pipeline is not None:
                 pipeline(copy.deepcopy(info))
         except Exception as err:  # report every failure, whatever its kind
@@ -79,10 +94,13 @@ def main() -> int:
     ds_cfg = copy.deepcopy(cfg[LOADERS[args.split]].dataset)
     skip_on_load(ds_cfg)
     walked = list(sources(DATASETS.build(ds_cfg)))
-    rows = [(name, *b) for name, ds in walked for b in check(ds)]
+    kinds = collections.Counter()
+    rows = [(name, *b) for name, ds in walked for b in check(ds, kinds)]
     total = sum(len(ds) for _, ds in walked)
     in_sources = f' ({len(walked)} source datasets)' if len(walked) > 1 else ''
     print(f'{total} samples checked, {len(rows)} bad{in_sources}')
+    if kinds:
+        print('targets per sample: ' + ', '.join(f'{k} {v}' for k, v in sorted(kinds.items())))
     if rows:
         print('source\tfile\treason')
     for row in rows:

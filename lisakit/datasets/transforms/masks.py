@@ -29,6 +29,8 @@ from lisakit.utils.constants import IGNORE_INDEX
 from ..coco_masks import check_rle, polygon_coords, segmentation_to_mask
 
 MASK_KINDS = ('polygons', 'rle', 'png')
+#: The all-zero mask of a no-target query in evaluation (made by datasets, not users).
+EMPTY_MASK_ANN = dict(empty=True)
 #: Polygons of a mask are numbered from 1 in messages, like turns and masks.
 FIRST_POLYGON_NUMBER = 1
 #: Polygon points may lie this far (pixels) outside the image border.
@@ -106,7 +108,8 @@ def decode_mask_ann(
     """Rasterize a parsed mask annotation (see :func:`parse_mask_ann`).
 
     Args:
-        ann: ``{'polygons': ...}``, ``{'rle': ...}`` or ``{'png': path}``.
+        ann: ``{'polygons': ...}``, ``{'rle': ...}``, ``{'png': path}`` or
+            :data:`EMPTY_MASK_ANN` (all zeros: a no-target query in evaluation).
         image_size: ``(height, width)`` of the image.
         k: Position of the mask, named in errors.
         png_ignore_value: PNG value mapped to 255 (ignore); None keeps none.
@@ -115,6 +118,8 @@ def decode_mask_ann(
         (H, W) uint8 of 0 / 1 / 255.
     """
     height, width = int(image_size[0]), int(image_size[1])
+    if ann.get('empty'):
+        return np.zeros((height, width), np.uint8)  # (H, W)
     if 'png' in ann:
         return _from_png(ann['png'], height, width, k, png_ignore_value)
     segmentation = ann['polygons'] if 'polygons' in ann else ann['rle']
@@ -152,7 +157,7 @@ class LoadMaskAnnotations:
                 mask = decode_mask_ann(ann, (height, width), k, self.png_ignore_value)
             except ValueError as err:
                 raise ValueError(f'{where}: {err}.') from err
-            if not self.allow_empty and not (mask == 1).any():
+            if not (self.allow_empty or ann.get('empty')) and not (mask == 1).any():
                 raise ValueError(
                     f'{where}: mask {k} is empty (no object pixel); fix or remove it, or '
                     'set LoadMaskAnnotations(allow_empty=True).'

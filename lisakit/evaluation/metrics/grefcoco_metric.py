@@ -96,8 +96,12 @@ class GRefCOCOMetric(BaseMetric):
             score['num_generated_seg'] = sample.get('num_generated_seg')
             score['group'] = sample.get(self.group_by) if self.group_by else None
             if self.object_iou:  # a no-target sample: 1 when rejected, as above
-                score['object_iou'] = score['iou'] if no_target else object_matched_iou(
-                    pred, gt, sample.get('num_generated_seg'), self.ignore_index
+                score['object_iou'] = (
+                    score['iou']
+                    if no_target
+                    else object_matched_iou(
+                        pred, gt, sample.get('num_generated_seg'), self.ignore_index
+                    )
                 )
             self.results.append(score)
 
