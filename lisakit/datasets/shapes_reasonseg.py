@@ -251,7 +251,8 @@ class ShapesReasonSegDataset(BaseDataset):
             the targets) or ``'per_object'`` (one ``<SEG>`` per target, left to right).
         max_targets: Most targets of a multi-target query.
         multi_answers: Per-object answers for 2+ targets, with ``{segs}``.
-        reject_answers: Training answers to a no-target query (no ``<SEG>``).
+        reject_answers: Training answers to a no-target query (no ``<SEG>``); None:
+            LISA's form, an ``answers`` template and one all-zero mask.
         **kwargs: ``pipeline``, ``indices`` (e.g. ``max_train_samples``),
             ``test_mode``, ``lazy_init``, ... of mmengine's ``BaseDataset``.
     """
@@ -272,13 +273,13 @@ class ShapesReasonSegDataset(BaseDataset):
         target_mode: str = 'merged',
         max_targets: int = DEFAULT_MAX_TARGETS,
         multi_answers: Sequence[str] = tuple(MULTI_ANSWER_LIST),
-        reject_answers: Sequence[str] = tuple(REJECT_ANSWER_LIST),
+        reject_answers: Optional[Sequence[str]] = tuple(REJECT_ANSWER_LIST),
         **kwargs,
     ) -> None:
         if target_mode not in TARGET_MODES:
             raise ValueError(f'target_mode={target_mode!r}; expected one of {TARGET_MODES}.')
         check_templates(
-            type(self).__name__, multi_answers=multi_answers, reject_answers=reject_answers
+            type(self).__name__, multi_answers=multi_answers, reject_answers=reject_answers or ()
         )
         if split not in SPLIT_CODES:
             raise ValueError(f'split={split!r}; expected one of {sorted(SPLIT_CODES)}.')
@@ -303,7 +304,8 @@ class ShapesReasonSegDataset(BaseDataset):
             )
         check_multi(max_targets, (lo, hi), weights)
         self.target_mode, self.max_targets = target_mode, max_targets
-        self.multi_answers, self.reject_answers = list(multi_answers), list(reject_answers)
+        self.multi_answers = list(multi_answers)
+        self.reject_answers = None if reject_answers is None else list(reject_answers)
         self.num_samples, self.split, self.seed = num_samples, split, seed
         self.img_size, self.num_shapes = img_size, (lo, hi)
         names = sorted(weights)
@@ -349,9 +351,15 @@ class ShapesReasonSegDataset(BaseDataset):
             no_target=False,
         )
 
+    @property
+    def _empty_target(self) -> bool:
+        """Whether a no-target query keeps a ``<SEG>`` and one all-zero mask (evaluation,
+        or ``reject_answers=None``) instead of a rejection text and no mask."""
+        return self.test_mode or self.reject_answers is None
+
     def _multi_answer(self, rng: np.random.Generator, num_targets: int) -> str:
         """The answer to a multi / no-target query (see the module docstring)."""
-        if num_targets == 0 and not self.test_mode:
+        if num_targets == 0 and not self._empty_target:
             return str(rng.choice(self.reject_answers))
         if self.target_mode == 'merged' or num_targets <= 1:
             return str(rng.choice(self.answers))
@@ -399,7 +407,7 @@ class ShapesReasonSegDataset(BaseDataset):
             return info
         targets = info['targets']
         if not targets:
-            num = 1 if self.test_mode else 0
+            num = 1 if self._empty_target else 0
             info['gt_masks'] = np.zeros((num, self.img_size, self.img_size), np.uint8)
         elif self.target_mode == 'merged':
             info['gt_masks'] = masks[targets].max(0, keepdims=True)  # (1, H, W)

@@ -259,6 +259,16 @@ def test_no_target_in_test_mode_keeps_one_zero_mask():
         assert not x['gt_masks'].any() and x['no_target'] is True
 
 
+def test_lisa_form_keeps_a_seg_and_a_zero_mask_in_training():
+    ds = ShapesReasonSegDataset(
+        num_samples=3, query_weights=dict(absent_kind=1.0), answers=['<SEG>.'], reject_answers=None
+    )
+    for i in range(len(ds)):
+        x = ds[i]
+        assert x['answer'] == '<SEG>.' and x['gt_masks'].shape == (1, 64, 64)
+        assert not x['gt_masks'].any() and x['no_target'] is True
+
+
 def test_multi_config_tokenizer_knows_every_word():
     from mmengine.config import Config
 
