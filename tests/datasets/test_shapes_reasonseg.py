@@ -1,5 +1,6 @@
 """Unit tests of lisakit.datasets.ShapesReasonSegDataset."""
 
+import json
 import os
 from collections import Counter
 
@@ -289,3 +290,17 @@ def test_bad_multi_settings():
         ShapesReasonSegDataset(num_samples=1, reject_answers=['<SEG>'])
     with pytest.raises(ValueError, match='max_targets'):
         ShapesReasonSegDataset(num_samples=1, query_weights=MULTI, max_targets=0)
+
+
+@pytest.mark.slow
+def test_multi_config_smoke_run(tmp_path):
+    """One short epoch of the multi / no-target demo: rejection answers train as text-only
+    samples and generate-mode validation reports N-acc / T-acc."""
+    from tool_runner import REPO, output, train
+
+    config = os.path.join(REPO, 'configs', 'lisa', 'lisa_tiny_shapes-multi.py')
+    proc = train(tmp_path, 1, config=config)
+    assert proc.returncode == 0, output(proc)
+    metrics = json.loads((tmp_path / 'metrics_epoch_1.json').read_text())['val']
+    for key in ('gIoU', 'cIoU', 'N-acc', 'T-acc', 'absent_color/N-acc', 'all_color/T-acc'):
+        assert 0.0 <= metrics[key] <= 1.0, key
