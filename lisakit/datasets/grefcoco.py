@@ -156,14 +156,21 @@ class GRefCOCODataset(RefCOCODataset):
         )
 
     @property
+    def _refs_base(self) -> str:
+        return os.path.join(self.data_root, self.dataset, f'grefs({self.split_by})')
+
+    @property
     def refs_file(self) -> str:
         """Path of ``grefs({split_by}).json`` (``.p`` when only the pickle exists)."""
-        base = os.path.join(self.data_root, self.dataset, f'grefs({self.split_by})')
-        return base + '.json' if not os.path.isfile(base + '.p') else base + '.p'
+        json_path, pickle_path = self._refs_base + '.json', self._refs_base + '.p'
+        return (
+            pickle_path
+            if os.path.isfile(pickle_path) and not os.path.isfile(json_path)
+            else json_path
+        )
 
     def _load_refs(self) -> list[dict]:
-        base = os.path.join(self.data_root, self.dataset, f'grefs({self.split_by})')
-        return load_grefs(base + '.json', base + '.p')
+        return load_grefs(self._refs_base + '.json', self._refs_base + '.p')
 
     def _ann_ids(self, ref: dict, ref_id: Any) -> list:
         """The ref's annotation ids; ``[]`` for a no-target expression."""
