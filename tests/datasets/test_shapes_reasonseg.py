@@ -299,7 +299,8 @@ def test_multi_config_smoke_run(tmp_path):
     from tool_runner import REPO, output, train
 
     config = os.path.join(REPO, 'configs', 'lisa', 'lisa_tiny_shapes-multi.py')
-    proc = train(tmp_path, 1, config=config)
+    short = ['--cfg-options', 'model.generation_cfg.max_new_tokens=3']  # '<SEG>' '.' eos
+    proc = train(tmp_path, 1, *short, config=config)
     assert proc.returncode == 0, output(proc)
     metrics = json.loads((tmp_path / 'metrics_epoch_1.json').read_text())['val']
     for key in ('gIoU', 'cIoU', 'N-acc', 'T-acc', 'absent_color/N-acc', 'all_color/T-acc'):
