@@ -27,8 +27,10 @@ DEFAULT_META_KEYS = (
 class PackLISAInputs:
     """Produce ``dict(inputs=..., data_samples=ReasonSegDataSample)``.
 
-    ``inputs`` holds ``input_ids``, ``labels``, ``sam_image`` and ``clip_image``.
-    ``gt_masks`` (N, H, W) uint8 become a tensor field of the data sample. When a
+    ``inputs`` holds ``input_ids`` and ``labels`` (lists of (L_k,) tensors, one per
+    sequence of the sample, from ``TokenizeConversation``), ``sam_image`` and
+    ``clip_image``. ``gt_masks`` (n, H, W) uint8, in ``<SEG>`` order across the
+    sequences, become a tensor field of the data sample. When a
     sample has no ``img_path`` (generated data), the original image is kept in the
     metainfo as ``ori_img`` so visualizers can draw on it.
 
@@ -41,6 +43,9 @@ class PackLISAInputs:
 
     def __call__(self, results: dict) -> dict:
         inputs = {k: results[k] for k in ('input_ids', 'labels', 'sam_image', 'clip_image')}
+        for key in ('input_ids', 'labels'):  # one sequence given as a tensor: a list of one
+            if isinstance(inputs[key], torch.Tensor):
+                inputs[key] = [inputs[key]]
         sample = ReasonSegDataSample()
         if results.get('gt_masks') is not None:
             sample.gt_masks = torch.from_numpy(np.ascontiguousarray(results['gt_masks']))
