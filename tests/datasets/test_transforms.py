@@ -448,11 +448,11 @@ def test_pack_lisa_inputs_from_dataset():
         out, info = ds[i], raw[i]
         assert set(out) == {'inputs', 'data_samples'}
         inputs, sample = out['inputs'], out['data_samples']
-        assert set(inputs) == {'input_ids', 'labels', 'sam_image', 'clip_image'}
+        assert set(inputs) == {'input_ids', 'labels', 'seq_lengths', 'sam_image', 'clip_image'}
         assert inputs['sam_image'].shape == (3, 32, 32)
         assert inputs['clip_image'].shape == (3, 32, 32)
-        assert len(inputs['input_ids']) == len(inputs['labels']) == 1  # one query
-        assert inputs['input_ids'][0].shape == inputs['labels'][0].shape
+        assert inputs['seq_lengths'].tolist() == [len(inputs['input_ids'])]  # one query
+        assert inputs['input_ids'].shape == inputs['labels'].shape
         assert isinstance(sample, ReasonSegDataSample)
         assert isinstance(sample.gt_masks, torch.Tensor)
         assert sample.gt_masks.dtype == torch.uint8 and sample.gt_masks.shape == (1, 64, 64)
@@ -482,7 +482,7 @@ def test_pack_lisa_inputs_with_file_and_no_masks(tmp_path):
     assert sample.ori_shape == (10, 20)
     assert sample.sam_resize == (16, 32)
     # An empty answer is a generation prompt: nothing supervised.
-    assert int((results['inputs']['labels'][0] != -100).sum()) == 0
+    assert int((results['inputs']['labels'] != -100).sum()) == 0
 
 
 def test_transforms_are_registered():

@@ -12,10 +12,15 @@ from lisakit.registry import MODELS
 from lisakit.utils.constants import LM_IGNORE_INDEX
 
 
-def _sequences(item: Union[torch.Tensor, Sequence[torch.Tensor]]) -> list[torch.Tensor]:
-    """A sample's sequences: a list of 1-D tensors (one tensor alone is a list of one)."""
+def _sequences(
+    item: Union[torch.Tensor, Sequence[torch.Tensor]], lengths: Optional[torch.Tensor]
+) -> list[torch.Tensor]:
+    """A sample's sequences: split at ``lengths`` (``PackLISAInputs``), a list of 1-D
+    tensors, or one 1-D tensor (one sequence)."""
+    if lengths is not None:
+        return list(torch.split(item, lengths.tolist()))
     if isinstance(item, torch.Tensor):
-        return [item] if item.dim() == 1 else list(item)
+        return [item]
     return list(item)
 
 
@@ -26,9 +31,13 @@ class LISADataPreprocessor(BaseDataPreprocessor):
     Input (from ``pseudo_collate`` of ``PackLISAInputs`` outputs; sample i has n_i
     sequences, one per query in LISA's layout)::
 
-        dict(inputs=dict(input_ids=[[(L_ik,)] * n_i], labels=[[(L_ik,)] * n_i],
-                         sam_image=[(3, S, S)], clip_image=[(3, s, s)]),
+        dict(inputs=dict(input_ids=[(sum_k L_ik,)], labels=[(sum_k L_ik,)],
+                         seq_lengths=[(n_i,)], sam_image=[(3, S, S)],
+                         clip_image=[(3, s, s)]),
              data_samples=[ReasonSegDataSample, ...])
+
+    (without ``seq_lengths``, each ``input_ids`` / ``labels`` entry is one sequence or a
+    list of sequences).
 
     Output ``inputs`` (N = sum of n_i sequences, B samples), on the model's device:
 
@@ -57,9 +66,10 @@ class LISADataPreprocessor(BaseDataPreprocessor):
                 'PackLISAInputs after TokenizeConversation, SAMPreprocess and '
                 'CLIPPreprocess.'
             )
-        per_sample = [_sequences(x) for x in inputs['input_ids']]
+        seq_lengths = inputs.get('seq_lengths') or [None] * len(inputs['input_ids'])
+        per_sample = [_sequences(x, n) for x, n in zip(inputs['input_ids'], seq_lengths)]
         ids = [seq for seqs in per_sample for seq in seqs]
-        labels = [seq for item in inputs['labels'] for seq in _sequences(item)]
+        labels = [s for x, n in zip(inputs['labels'], seq_lengths) for s in _sequences(x, n)]
         if [len(x) for x in ids] != [len(x) for x in labels]:
             raise ValueError('input_ids and labels must hold sequences of the same lengths.')
         seq_to_sample = torch.cat(
