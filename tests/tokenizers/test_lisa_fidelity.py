@@ -15,6 +15,7 @@ import torch
 
 from lisakit.datasets.transforms import CLIPPreprocess, TokenizeConversation
 from lisakit.tokenizers import (
+    ConversationEncoder,
     HFTokenizer,
     SlowLlamaEncoder,
     add_im_start_end_tokens,
@@ -155,3 +156,17 @@ def test_clip_pixels_equal_transformers_431():
         assert out.shape == expected.shape == (3, 224, 224)
         assert out.dtype == torch.float32
         assert float(np.abs(out.numpy() - expected).max()) <= 1e-6, img.shape
+
+
+def test_plain_transformers5_encoding_differs_from_lisa():
+    """Why the 4.31 emulation exists: transformers 5 on the same string keeps the space
+    before ``[SEG]`` (a lone ``▁``) and drops the dummy prefix of ``.``."""
+    case = CASES['short_template_0_answer_0']
+    lisa = transform_for(case).encoder
+    modern = ConversationEncoder(lisa.tokenizer, 'llava_v1', 'tokenizer', use_im_start_end=True)
+    turns = [(q, a) for q, a in case['turns']]
+    ids, _ = modern.encode(turns)
+    expected, _ = expected_lisakit_form(case['sequences'][0], True, lisa.image_id)
+    pieces = lisa.tokenizer.convert_ids_to_tokens(ids)
+    assert ids != expected
+    assert pieces[-5:] == ['▁is', '▁', LISA_SEG, '.', '</s>']
