@@ -159,17 +159,26 @@ class ConversationEncoder:
             text = text.replace(self.image_token, IM_START_TOKEN + self.image_token + IM_END_TOKEN)
         return text
 
+    def _bos_count(self) -> int:
+        """Tokens in front of the text: LISA assumes one BOS; else the tokenizer's."""
+        if self.text_encoding == 'lisa':
+            return 1
+        return int(self.tokenizer.bos_token_id is not None)
+
     def _instruction_len(self, part: str) -> int:
         """Tokens of a round's instruction (everything up to the answer)."""
         if self.text_encoding == 'lisa':  # LISA: minus BOS and the trailing "▁" of ": "
             return len(self.image_token_ids(part)) - 2
-        bos = int(self.tokenizer.bos_token_id is not None)
-        return len(self.image_token_ids(part.rstrip(' '))) - bos
+        return len(self.image_token_ids(part.rstrip(' '))) - self._bos_count()
+
+    def _round_len(self, rou: str) -> int:
+        """Tokens of a round with its ``</s>`` (LISA counts the round's BOS in its place)."""
+        return len(self.image_token_ids(rou)) - self._bos_count() + 1
 
     def _labels(self, prompt: str, ids: list[int]) -> list[int]:
         """LISA's masking: the first token, each round's instruction and the rest."""
         labels = list(ids)
-        cur_len = 1
+        cur_len = self._bos_count()
         labels[:cur_len] = [LM_IGNORE_INDEX] * cur_len
         sep = self.template.answer_sep()
         for rou in prompt.split(self.tokenizer.eos_token):
@@ -181,10 +190,9 @@ class ConversationEncoder:
                     f'A conversation round must contain {sep!r} exactly once (LISA splits on '
                     f'it to find the answer); got {rou!r}.'
                 )
-            round_len = len(self.image_token_ids(rou))
             end = min(cur_len + self._instruction_len(parts[0] + sep), len(labels))
             labels[cur_len:end] = [LM_IGNORE_INDEX] * max(end - cur_len, 0)
-            cur_len += round_len
+            cur_len += self._round_len(rou)
         labels[cur_len:] = [LM_IGNORE_INDEX] * max(len(labels) - cur_len, 0)
         return labels
 

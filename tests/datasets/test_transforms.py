@@ -490,3 +490,17 @@ def test_transforms_are_registered():
         assert TRANSFORMS.get(name) is not None
     t = TRANSFORMS.build(dict(type='SAMPreprocess', img_size=16))
     assert isinstance(t, SAMPreprocess) and t.img_size == 16
+
+
+def test_tokenize_without_bos_token_supervises_answers_only():
+    tok = build_tokenizer(WORD_TOK)
+    tok.bos_token = None  # e.g. byte-level BPE tokenizers have none
+    t = TokenizeConversation(tok, template='plain', num_image_features=1, layout='multi_turn')
+    turns = [
+        dict(question=QUESTION, answer='Sure, <SEG>.'),
+        dict(question='And the blue one?', answer='It is <SEG>.'),
+    ]
+    out = t(dict(conversations=turns, gt_masks=np.zeros((2, 4, 4), np.uint8), sample_idx=0))
+    ids, labels = out['input_ids'][0], out['labels'][0]
+    assert toks(t.tokenizer, ids)[:3] == ['user', ':', '<image>']
+    assert toks(t.tokenizer, ids[labels != -100]) == A_TOKENS + ['it', 'is', '<SEG>', '.', '</s>']

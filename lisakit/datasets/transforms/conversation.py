@@ -178,9 +178,8 @@ class TokenizeConversation:
         enc = self.encoder
         name = results.get('img_path') or f'sample {results.get("sample_idx")}'
         turns = self._turns(results, name)
-        n_seg = [
-            sum(a.count(self.seg_token) for _, a in seq) for seq in self._sequences(results, turns)
-        ]
+        sequences = self._sequences(results, turns)
+        n_seg = [sum(a.count(self.seg_token) for _, a in seq) for seq in sequences]
         gt_masks = results.get('gt_masks')
         if gt_masks is not None and sum(n_seg) != len(gt_masks):
             raise ValueError(
@@ -190,7 +189,7 @@ class TokenizeConversation:
         seg_id = enc.tokenizer.convert_tokens_to_ids(self.seg_token)
         ids, labels, keep = [], [], []
         offset = 0
-        for seq, n in zip(self._sequences(results, turns), n_seg):
+        for seq, n in zip(sequences, n_seg):
             seq_ids, seq_labels = enc.encode(seq, self.cut_length)
             kept = seq_ids.count(seg_id)
             if kept > n:
