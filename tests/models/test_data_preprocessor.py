@@ -77,3 +77,59 @@ def test_packed_samples_with_different_query_counts_survive_pseudo_collate():
     ]  # fmt: skip
     assert out['seq_to_sample'].tolist() == [0, 0, 1, 2, 2, 2]
     assert out['sam_images'][:, 0, 0, 0].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_pipeline_to_model_with_several_queries_per_image(tiny_cfg):
+    """The real pipeline (per-query layout) through the tiny model: 3 + 1 queries over 2
+    images give 4 sequences, SAM runs on 2 images, each image gets its masks."""
+    from lisakit.datasets import ShapesReasonSegDataset
+    from lisakit.datasets.transforms import (
+        CLIPPreprocess,
+        LoadImageFromFile,
+        SAMPreprocess,
+        TokenizeConversation,
+    )
+
+    steps = [
+        LoadImageFromFile(),
+        SAMPreprocess(img_size=64),
+        CLIPPreprocess(size=32),
+        TokenizeConversation(
+            dict(type='WordTokenizer'),
+            template='plain',
+            max_length=128,
+            num_image_features=16,
+            layout='per_query',
+        ),  # fmt: skip
+        PackLISAInputs(),
+    ]
+    raw = ShapesReasonSegDataset(num_samples=2, seed=0)
+    items = []
+    for idx, n_queries in enumerate((3, 1)):
+        info = raw.get_data_info(idx)
+        question, mask = info['question'], info['gt_masks'][:1]
+        turns = [dict(question=question, answer='<SEG>.')]
+        turns += [dict(question=question.replace('<image>\n', ''), answer='<SEG>.')] * (
+            n_queries - 1
+        )
+        results = dict(info, conversations=turns, gt_masks=mask.repeat(n_queries, axis=0))
+        for step in steps:
+            results = step(results)
+        items.append(results)
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_cfg.model)
+    data = model.data_preprocessor(pseudo_collate(items), True)
+    assert data['inputs']['seq_to_sample'].tolist() == [0, 0, 0, 1]
+    assert data['inputs']['sam_images'].shape[0] == 2
+    seen = []
+    handle = model.sam_encoder.register_forward_hook(lambda m, a, out: seen.append(len(out)))
+    try:
+        losses = model(**data, mode='loss')
+        model.eval()
+        with torch.no_grad():
+            preds = model(**model.data_preprocessor(pseudo_collate(items), False), mode='predict')
+    finally:
+        handle.remove()
+    assert torch.isfinite(sum(v for k, v in losses.items() if k.startswith('loss_')))
+    assert seen == [2, 2]
+    assert [len(p.pred_masks) for p in preds] == [3, 1]
