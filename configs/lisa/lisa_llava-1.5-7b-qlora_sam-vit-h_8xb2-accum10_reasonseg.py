@@ -51,7 +51,13 @@ pipeline = [
     dict(type='LoadReasonSegAnnotation'),
     dict(type='SAMPreprocess', img_size=1024),
     dict(type='CLIPPreprocess', size=336),
-    dict(type='TokenizeConversation', tokenizer=llava_path, template='llava_v1', max_length=512),
+    dict(
+        type='TokenizeConversation',
+        tokenizer=llava_path,
+        template='llava_v1',
+        max_length=256 + 576,  # LISA's 257 text tokens next to 576 image features (336 px)
+        num_image_features=576,
+    ),
     dict(type='PackLISAInputs'),
 ]
 # LISA's ReasonSeg draws: a mix of ReasonSeg alone gives each draw a uniform image and,

@@ -58,7 +58,10 @@ _branches = [
         type='TokenizeConversation',
         tokenizer=llava_path,
         template='llava_v1',
-        max_length=512,
+        max_length=512,  # LISA's model_max_length, after the 256 image features
+        num_image_features=256,
+        layout='per_query',
+        use_im_start_end=True,  # as the backbone (LLaVA-v1's tokenizer lacks the tokens)
         seg_token=seg_token,
     ),
     dict(type='PackLISAInputs'),

@@ -118,10 +118,13 @@ def test_masks_and_turns_pixel_by_pixel(root):
 
 def test_multi_turn_tokenization_supervises_answers_only(root):
     ds = build(root, good_lines())
-    tok_t = TokenizeConversation(WORD_TOK, template='plain', max_length=256)
+    tok_t = TokenizeConversation(
+        WORD_TOK, template='plain', max_length=256, num_image_features=1, layout='multi_turn'
+    )
     out = tok_t(load(ds, 0))
     tok = tok_t.tokenizer
-    ids, labels = out['input_ids'], out['labels']
+    assert len(out['input_ids']) == 1
+    ids, labels = out['input_ids'][0], out['labels'][0]
     words = tok.convert_ids_to_tokens(ids.tolist())
     assert words[:3] == ['<s>', 'user', ':'] and words.count('<image>') == 1
     assert words.count('user') == 3 and words.count('assistant') == 3
@@ -131,11 +134,20 @@ def test_multi_turn_tokenization_supervises_answers_only(root):
     assert text.startswith('the cat <SEG> and the dog <SEG> . </s>')
     assert text.endswith('grey . </s>')
     assert supervised.count('<SEG>') == 3 and 'user' not in supervised
-    # too long for all turns: trailing turns are dropped with their masks
-    short = TokenizeConversation(WORD_TOK, template='plain', max_length=30)(load(ds, 0))
-    assert short['dropped_turns'] == 2 and len(short['gt_masks']) == 2
+    # too long for all turns: a hard cut (LISA's), the masks of cut <SEG> tokens go
+    short = TokenizeConversation(
+        WORD_TOK, template='plain', max_length=30, num_image_features=1, layout='multi_turn'
+    )(load(ds, 0))
     seg = tok.convert_tokens_to_ids('<SEG>')
-    assert int((short['input_ids'] == seg).sum()) == 2 and len(short['input_ids']) <= 30
+    kept = int((short['input_ids'][0] == seg).sum())
+    assert len(short['input_ids'][0]) == 30 and kept < 3
+    assert len(short['gt_masks']) == kept and short['truncated_masks'] == 3 - kept
+    # LISA's layout: one sequence per turn, each with the image
+    per_query = TokenizeConversation(WORD_TOK, template='plain', num_image_features=1)(load(ds, 0))
+    assert len(per_query['input_ids']) == 3
+    assert all(
+        tok.convert_ids_to_tokens(x.tolist())[3] == '<image>' for x in per_query['input_ids']
+    )
 
 
 def test_later_question_must_not_hold_image_token(root):

@@ -129,7 +129,10 @@ def test_bad_mixing_arguments(sources):
 # ----------------------------------------------------------------- LISA's mix config
 TINY = dict(
     TokenizeConversation=dict(
-        tokenizer=dict(type='WordTokenizer'), template='plain', max_length=128
+        tokenizer=dict(type='WordTokenizer'),
+        template='plain',
+        max_length=128,
+        num_image_features=16,
     ),
     SAMPreprocess=dict(img_size=64),
     CLIPPreprocess=dict(size=32),
@@ -219,7 +222,7 @@ def test_lisa_mix_config_builds_and_draws_at_9_3_3_1(lisa_data):
     assert sorted(first_draw) == [0, 1, 2, 3]
     for k, i in first_draw.items():
         out = mix[i]
-        n_seg = int((out['inputs']['input_ids'] == seg_id).sum())
+        n_seg = sum(int((ids == seg_id).sum()) for ids in out['inputs']['input_ids'])
         assert len(out['data_samples'].gt_masks) == n_seg
         assert (n_seg == 0) == (k == 2), (k, n_seg)  # only VQA is text-only
     val = DATASETS.build(localize(cfg.val_dataloader.dataset.to_dict(), lisa_data))

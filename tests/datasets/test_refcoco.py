@@ -198,7 +198,7 @@ def test_split_selection_and_refcocog_umd(tmp_path, refer_root):
 def test_pipeline_packs_a_refcoco_sample(refer_root, tiny_cfg):
     ds = RefCOCODataset(str(refer_root), split='train', num_classes_per_sample=3)
     steps = copy.deepcopy(tiny_cfg.test_dataloader.dataset.pipeline)
-    next(t for t in steps if t['type'] == 'TokenizeConversation')['max_length'] = 128
+    next(t for t in steps if t['type'] == 'TokenizeConversation')['max_length'] = 128 + 15
     packed = Compose(steps)(ds.get_data_info(0))
     assert packed['data_samples'].gt_masks.shape == (3, 12, 16)  # one per turn
     assert packed['inputs']['sam_image'].shape == (3, 64, 64)

@@ -112,9 +112,10 @@ def test_pipeline_packs_a_multi_class_sample(ade_root, tiny_cfg):
     ds = SemanticSegDataset(str(ade_root), num_classes_per_sample=3)
     steps = copy.deepcopy(tiny_cfg.test_dataloader.dataset.pipeline)
     packed = Compose(steps)(ds.get_data_info(0))
-    # the demo's max_length (64) keeps two of the three turns, and their two masks
+    # the demo's limit (64 text tokens, a hard cut as LISA's) cuts the third turn's <SEG>:
+    # its mask goes too
     assert packed['data_samples'].gt_masks.shape == (2, H, W)
-    next(t for t in steps if t['type'] == 'TokenizeConversation')['max_length'] = 128
+    next(t for t in steps if t['type'] == 'TokenizeConversation')['max_length'] = 128 + 15
     packed = Compose(steps)(ds.get_data_info(0))
     assert packed['data_samples'].gt_masks.shape == (3, H, W)
     assert (packed['inputs']['labels'] != -100).sum() > 3  # three answers supervised

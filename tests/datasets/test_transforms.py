@@ -258,17 +258,19 @@ def test_hf_tokenizer_missing_folder():
 
 
 # ---------------------------------------------------------------------------------------------
-# TokenizeConversation
+# TokenizeConversation (LISA's ids on a LLaMA tokenizer: tests/tokenizers/test_lisa_fidelity.py)
 
 QUESTION = '<image>\nCan you segment the red shape in this image?'
 Q_TOKENS = ['<image>', 'can', 'you', 'segment', 'the', 'red', 'shape', 'in', 'this', 'image', '?']
 ANSWER = 'Sure, <SEG>.'
 A_TOKENS = ['sure', ',', '<SEG>', '.', '</s>']
 ONE_MASK = np.zeros((1, 4, 4), dtype=np.uint8)
+#: The tiny tokenizer has no image features to speak of: max_length counts text only.
+NO_FEATURES = dict(num_image_features=1)
 
 
 def tokenize(template='plain', max_length=512, question=QUESTION, answer=ANSWER, masks=ONE_MASK):
-    t = TokenizeConversation(WORD_TOK, template=template, max_length=max_length)
+    t = TokenizeConversation(WORD_TOK, template=template, max_length=max_length, **NO_FEATURES)
     out = t(dict(question=question, answer=answer, gt_masks=masks, sample_idx=3))
     return t.tokenizer, out
 
@@ -277,9 +279,22 @@ def toks(tok, ids):
     return tok.convert_ids_to_tokens(ids.tolist())
 
 
+def three_queries(**kwargs):
+    t = TokenizeConversation(WORD_TOK, template='plain', **NO_FEATURES, **kwargs)
+    names = ['red shape', 'blue circle', 'green square']
+    turns = [
+        dict(question=('<image>\n' if k == 0 else '') + f'Please segment the {n} in this image.',
+             answer=a)
+        for k, (n, a) in enumerate(zip(names, ['It is <SEG>.', 'Sure, <SEG>.', '<SEG>.']))
+    ]  # fmt: skip
+    masks = np.stack([np.full((4, 4), k, dtype=np.uint8) for k in range(3)])
+    return t, dict(conversations=turns, gt_masks=masks, sample_idx=0, query_type='short')
+
+
 def test_tokenize_plain_template():
     tok, out = tokenize('plain')
-    ids, labels = out['input_ids'], out['labels']
+    assert isinstance(out['input_ids'], list) and len(out['input_ids']) == 1
+    ids, labels = out['input_ids'][0], out['labels'][0]
     assert ids.dtype == torch.long and labels.dtype == torch.long
     # <s> user : {question} assistant : {answer} </s>  ->  1 + 2 + 11 + 2 + 5 = 21 tokens.
     assert ids.shape == labels.shape == (21,)
@@ -288,17 +303,15 @@ def test_tokenize_plain_template():
     assert t[3:14] == Q_TOKENS
     assert t[14] == 'assistant'
     assert t[16:] == A_TOKENS
-    assert ids[2] == ids[15]  # the ':' after each role
     # Labels: -100 for every prompt token, the ids for the answer and the final EOS.
     assert (labels[:16] == -100).all()
     assert torch.equal(labels[16:], ids[16:])
-    assert labels[-1] == tok.eos_token_id
     assert (labels == tok.convert_tokens_to_ids('<SEG>')).sum() == 1
 
 
 def test_tokenize_llava_v1_template():
     tok, out = tokenize('llava_v1')
-    ids, labels = out['input_ids'], out['labels']
+    ids, labels = out['input_ids'][0], out['labels'][0]
     t = toks(tok, ids)
     # 29 system tokens ("a chat between ... questions .") + 'user' + ':' after <s>.
     assert t[:5] == ['<s>', 'a', 'chat', 'between', 'a']
@@ -306,80 +319,84 @@ def test_tokenize_llava_v1_template():
     assert t[32:43] == Q_TOKENS
     assert t[43] == 'assistant'
     assert t[45:] == A_TOKENS
-    assert len(ids) == 1 + 31 + 11 + 2 + 5
     assert (labels[:45] == -100).all()
     assert torch.equal(labels[45:], ids[45:])
-    assert int((labels != -100).sum()) == 5
 
 
-def test_tokenize_truncates_question_not_answer():
-    tok, full = tokenize('plain')
-    # Budget for the question = 15 - 3 (head) - 2 (tail) - 5 (answer) = 5 tokens.
-    tok, out = tokenize('plain', max_length=15)
-    ids, labels = out['input_ids'], out['labels']
-    assert len(ids) == 15
-    t = toks(tok, ids)
-    assert t[3:8] == Q_TOKENS[:5]
-    assert t[8] == 'assistant'
-    assert t[10:] == A_TOKENS
-    assert torch.equal(ids[:8], full['input_ids'][:8])
-    assert torch.equal(ids[-7:], full['input_ids'][-7:])
-    assert (labels[:10] == -100).all() and torch.equal(labels[10:], ids[10:])
-    assert (ids == tok.convert_tokens_to_ids('<SEG>')).sum() == 1
-    # The smallest legal length keeps only <image> of the question.
-    tok, out = tokenize('plain', max_length=11)
-    assert toks(tok, out['input_ids'])[3] == '<image>'
-    assert toks(tok, out['input_ids'])[4] == 'assistant'
-    assert len(out['input_ids']) == 11
+def test_tokenize_generation_prompt_has_no_labels():
+    tok, out = tokenize('plain', answer='', masks=None)
+    ids, labels = out['input_ids'][0], out['labels'][0]
+    assert toks(tok, ids)[-2:] == ['assistant', ':'] and (labels == -100).all()
 
 
-def test_tokenize_truncation_keeps_one_seg_per_mask():
-    answer = 'Sure, the segmentation result is <SEG> and <SEG>.'
-    masks = np.zeros((2, 4, 4), dtype=np.uint8)
-    # Answer: sure , the segmentation result is <SEG> and <SEG> . </s> = 11 tokens, so
-    # 18 = 3 (head) + 2 (question) + 2 (tail) + 11.
-    tok, out = tokenize('plain', max_length=18, answer=answer, masks=masks)
-    ids, labels = out['input_ids'], out['labels']
-    assert len(ids) == 18
-    t = toks(tok, ids)
-    assert t[-11:] == [
-        'sure',
-        ',',
-        'the',
-        'segmentation',
-        'result',
-        'is',
-        '<SEG>',
-        'and',
-        '<SEG>',
-        '.',
-        '</s>',
-    ]
-    assert t[3:6] == ['<image>', 'can', 'assistant']
-    seg = tok.convert_tokens_to_ids('<SEG>')
-    assert int((ids == seg).sum()) == 2
-    assert int((labels == seg).sum()) == 2
+def test_tokenize_per_query_layout_one_sequence_per_query():
+    t, results = three_queries()
+    out = t(results)
+    assert len(out['input_ids']) == len(out['labels']) == 3
+    seg = t.tokenizer.convert_tokens_to_ids('<SEG>')
+    image = t.tokenizer.convert_tokens_to_ids('<image>')
+    for ids, labels in zip(out['input_ids'], out['labels']):
+        words = toks(t.tokenizer, ids)
+        assert words[:4] == ['<s>', 'user', ':', '<image>']  # every query has its image
+        assert int((ids == image).sum()) == 1 and int((ids == seg).sum()) == 1
+        assert words[-1] == '</s>' and labels[-1] == t.tokenizer.eos_token_id
+    assert 'blue' in toks(t.tokenizer, out['input_ids'][1])
+    assert np.array_equal(out['gt_masks'][:, 0, 0], [0, 1, 2])  # <SEG> order kept
+
+
+def test_tokenize_multi_turn_layout_and_dialogues_stay_one_sequence():
+    t, results = three_queries(layout='multi_turn')
+    out = t(results)
+    assert len(out['input_ids']) == 1
+    words = toks(t.tokenizer, out['input_ids'][0])
+    assert words.count('<image>') == 1 and words.count('<SEG>') == 3
+    assert words.count('</s>') == 3 and int((out['labels'][0] == 2).sum()) == 3
+    t, results = three_queries()
+    results['query_type'] = 'vqa'  # dialogue_query_types: one sequence
+    assert len(t(results)['input_ids']) == 1
+
+
+def test_tokenize_hard_cut_counts_image_features():
+    # max_length counts the expanded image: the sample has 21 tokens with one image
+    # token; with 6 image features it needs max_length 26, and 21 cuts it to 16 tokens.
+    def run(max_length):
+        t = TokenizeConversation(WORD_TOK, template='plain', max_length=max_length,
+                                 num_image_features=6)  # fmt: skip
+        return t, t(dict(question=QUESTION, answer=ANSWER, gt_masks=ONE_MASK, sample_idx=0))
+
+    _, out = run(26)
+    assert len(out['input_ids'][0]) == 21 and 'truncated_masks' not in out
+    t, out = run(21)
+    assert len(out['input_ids'][0]) == len(out['labels'][0]) == 16
+    assert toks(t.tokenizer, out['input_ids'][0])[-2:] == ['assistant', ':']  # a hard cut
+    assert out['truncated_masks'] == 1 and out['gt_masks'].shape == (0, 4, 4)
+
+
+def test_tokenize_cut_seg_drops_its_mask_only():
+    t, results = three_queries(max_length=12)
+    out = t(results)
+    # 12 tokens: <s> user : <image> please segment the <colour> <shape> in this image
+    assert [len(x) for x in out['input_ids']] == [12, 12, 12]
+    assert out['truncated_masks'] == 3 and out['gt_masks'].shape == (0, 4, 4)
+    # 17 tokens: "<s> user : <image> please segment the (2 words) in this image . assistant :"
+    # is 15, then "it is", "sure ," or "<SEG> ." (only the last answer keeps its <SEG>)
+    t, results = three_queries(max_length=17)
+    out = t(results)
+    assert [int((x == t.tokenizer.convert_tokens_to_ids('<SEG>')).sum()) for x in
+            out['input_ids']] == [0, 0, 1]  # fmt: skip
+    assert out['truncated_masks'] == 2 and np.array_equal(out['gt_masks'][:, 0, 0], [2])
 
 
 def test_tokenize_too_small_max_length_raises():
-    with pytest.raises(ValueError, match='max_length=10'):
-        tokenize('plain', max_length=10)
-    with pytest.raises(ValueError, match='max_length'):
-        tokenize('llava_v1', max_length=39)
-    # A longer answer (9 tokens with EOS) raises the minimum to 3 + 2 + 1 + 9 = 15.
-    long_answer = 'Sure, the segmentation result is <SEG>.'
-    with pytest.raises(ValueError, match='max_length=14'):
-        tokenize('plain', max_length=14, answer=long_answer)
-    assert len(tokenize('plain', max_length=15, answer=long_answer)[1]['input_ids']) == 15
+    with pytest.raises(ValueError, match='max_length=100'):
+        TokenizeConversation(WORD_TOK, max_length=100, num_image_features=256)
 
 
-def test_tokenize_too_small_max_length_message_states_the_need():
-    # plain frame (3 + 2) + <image> (1) + answer and EOS (5) = 11 tokens are needed; the
-    # message must say so, not claim that 10 tokens are "more than max_length=10".
-    with pytest.raises(ValueError, match='need 11 tokens, more than max_length=10'):
-        tokenize('plain', max_length=10)
-    _, out = tokenize('llava_v1', max_length=40)
-    assert len(out['input_ids']) == 40
+def test_tokenize_bad_options_raise():
+    with pytest.raises(ValueError, match='layout'):
+        TokenizeConversation(WORD_TOK, layout='nested')
+    with pytest.raises(ValueError, match='text_encoding'):
+        TokenizeConversation(WORD_TOK, text_encoding='modern')
 
 
 def test_tokenize_seg_count_must_match_masks():
@@ -389,7 +406,7 @@ def test_tokenize_seg_count_must_match_masks():
         tokenize(answer='Sure.')
     # Without gt_masks (e.g. inference) the count is not checked.
     _, out = tokenize(answer='Sure.', masks=None)
-    assert len(out['input_ids']) == 3 + 11 + 2 + 3
+    assert len(out['input_ids'][0]) == 3 + 11 + 2 + 3
 
 
 def test_tokenize_question_needs_one_image_token():
@@ -419,7 +436,7 @@ def pipeline():
         LoadImageFromFile(),
         SAMPreprocess(img_size=32),
         CLIPPreprocess(size=32),
-        TokenizeConversation(WORD_TOK, template='plain'),
+        TokenizeConversation(WORD_TOK, template='plain', num_image_features=16),
         PackLISAInputs(),
     ]
 
@@ -431,9 +448,10 @@ def test_pack_lisa_inputs_from_dataset():
         out, info = ds[i], raw[i]
         assert set(out) == {'inputs', 'data_samples'}
         inputs, sample = out['inputs'], out['data_samples']
-        assert set(inputs) == {'input_ids', 'labels', 'sam_image', 'clip_image'}
+        assert set(inputs) == {'input_ids', 'labels', 'seq_lengths', 'sam_image', 'clip_image'}
         assert inputs['sam_image'].shape == (3, 32, 32)
         assert inputs['clip_image'].shape == (3, 32, 32)
+        assert inputs['seq_lengths'].tolist() == [len(inputs['input_ids'])]  # one query
         assert inputs['input_ids'].shape == inputs['labels'].shape
         assert isinstance(sample, ReasonSegDataSample)
         assert isinstance(sample.gt_masks, torch.Tensor)
@@ -463,8 +481,8 @@ def test_pack_lisa_inputs_with_file_and_no_masks(tmp_path):
     assert 'ori_img' not in sample.metainfo_keys()
     assert sample.ori_shape == (10, 20)
     assert sample.sam_resize == (16, 32)
-    # An empty answer still gets the supervised EOS.
-    assert int((results['inputs']['labels'] != -100).sum()) == 1
+    # An empty answer is a generation prompt: nothing supervised.
+    assert int((results['inputs']['labels'] != -100).sum()) == 0
 
 
 def test_transforms_are_registered():
@@ -472,3 +490,17 @@ def test_transforms_are_registered():
         assert TRANSFORMS.get(name) is not None
     t = TRANSFORMS.build(dict(type='SAMPreprocess', img_size=16))
     assert isinstance(t, SAMPreprocess) and t.img_size == 16
+
+
+def test_tokenize_without_bos_token_supervises_answers_only():
+    tok = build_tokenizer(WORD_TOK)
+    tok.bos_token = None  # e.g. byte-level BPE tokenizers have none
+    t = TokenizeConversation(tok, template='plain', num_image_features=1, layout='multi_turn')
+    turns = [
+        dict(question=QUESTION, answer='Sure, <SEG>.'),
+        dict(question='And the blue one?', answer='It is <SEG>.'),
+    ]
+    out = t(dict(conversations=turns, gt_masks=np.zeros((2, 4, 4), np.uint8), sample_idx=0))
+    ids, labels = out['input_ids'][0], out['labels'][0]
+    assert toks(t.tokenizer, ids)[:3] == ['user', ':', '<image>']
+    assert toks(t.tokenizer, ids[labels != -100]) == A_TOKENS + ['it', 'is', '<SEG>', '.', '</s>']

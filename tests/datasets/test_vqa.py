@@ -35,7 +35,7 @@ def test_pipeline_gives_empty_masks_and_answer_labels(tmp_path):
     pipeline = [
         LoadImageFromFile(),
         LoadMaskAnnotations(),
-        TokenizeConversation(WORD_TOK, template='plain', max_length=128),
+        TokenizeConversation(WORD_TOK, template='plain', max_length=128, num_image_features=1),
     ]
     # SAM / CLIP preprocessing are not needed to check the text and masks
     results = VQADataset(data_root=str(tmp_path)).get_data_info(0)
@@ -43,9 +43,11 @@ def test_pipeline_gives_empty_masks_and_answer_labels(tmp_path):
         results = t(results)
     assert results['gt_masks'].shape == (0, 30, 50)
     tok = pipeline[2].tokenizer
-    supervised = tok.convert_ids_to_tokens(results['input_ids'][results['labels'] != -100])
+    assert len(results['input_ids']) == 1  # a dialogue (query_type 'vqa') is one sequence
+    ids, labels = results['input_ids'][0], results['labels'][0]
+    supervised = tok.convert_ids_to_tokens(ids[labels != -100])
     assert ' '.join(supervised) == 'a grey square , answer 0 . </s> a grey square , answer 1 . </s>'
-    assert '<SEG>' not in tok.convert_ids_to_tokens(results['input_ids'])
+    assert '<SEG>' not in tok.convert_ids_to_tokens(ids)
 
 
 def write_items(tmp_path, items):
@@ -116,16 +118,18 @@ def test_missing_image_fails_in_the_pipeline_or_is_skipped(tmp_path):
     assert ds.runtime_skips >= 1 and out['img_path'].endswith('a.jpg')
 
 
-def test_long_text_answer_is_cut_not_the_question(tmp_path):
-    tok_t = TokenizeConversation(WORD_TOK, template='plain', max_length=16)
+def test_long_dialogue_is_cut_hard_as_lisa(tmp_path):
+    tok_t = TokenizeConversation(
+        WORD_TOK, template='plain', max_length=16, num_image_features=1, layout='multi_turn'
+    )
     turns = [
         dict(question='<image>\nWhat is shown here?', answer=' '.join(['square'] * 40)),
         dict(question='What is here?', answer='A grey square.'),
     ]
     out = tok_t(dict(conversations=turns, gt_masks=None, sample_idx=0))
-    words = tok_t.tokenizer.convert_ids_to_tokens(out['input_ids'])
+    words = tok_t.tokenizer.convert_ids_to_tokens(out['input_ids'][0])
     # <s> user : <image> what is shown here ? assistant : = 11 prompt tokens, 5 answer tokens
-    assert len(words) == 16 and out['dropped_turns'] == 1
+    assert len(words) == 16
     assert words[3:9] == ['<image>', 'what', 'is', 'shown', 'here', '?']
     assert words[11:] == ['square'] * 5
-    assert int((out['labels'] != -100).sum()) == 5
+    assert int((out['labels'][0] != -100).sum()) == 5

@@ -22,7 +22,8 @@ TINY_PIPELINE = [
         type='TokenizeConversation',
         tokenizer=dict(type='WordTokenizer'),
         template='plain',
-        max_length=64,
+        max_length=64 + 15,  # 64 text tokens next to the tiny CLIP's 16 features
+        num_image_features=16,
     ),
     dict(type='PackLISAInputs'),
 ]

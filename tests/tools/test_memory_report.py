@@ -77,7 +77,7 @@ def test_random_llava_folder_trains_and_infers(tmp_path):
         "    dict(type='LoadImageFromFile'), dict(type='LoadReasonSegAnnotation'),\n"
         "    dict(type='SAMPreprocess', img_size=64), dict(type='CLIPPreprocess', size=56),\n"
         "    dict(type='TokenizeConversation', tokenizer='unused', template='llava_v1',\n"
-        '         max_length=96),\n'
+        '         max_length=96 + 15, num_image_features=16),\n'
         "    dict(type='PackLISAInputs'),\n"
         ']\n'
         'train_dataloader = dict(dataset=dict(pipeline=pipeline))\n'

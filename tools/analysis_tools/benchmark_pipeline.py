@@ -31,7 +31,8 @@ PIPELINE = [
         type='TokenizeConversation',
         tokenizer=dict(type='WordTokenizer'),
         template='llava_v1',
-        max_length=512,
+        max_length=832,  # LISA's 257 text tokens next to 576 image features (336 px)
+        num_image_features=576,
     ),
     dict(type='PackLISAInputs'),
 ]

@@ -10,6 +10,10 @@ data_root = 'data'
 tokenizer = 'data/llava-1.5-7b-hf'
 sam_img_size = 1024
 clip_size = 336
+# LISA's length limit: 512 tokens once CLIP ViT-L/14 at 224 px (256 features) is expanded,
+# i.e. 257 text tokens; the same text room at 336 px (576 features) is 832.
+num_image_features = (clip_size // 14) ** 2
+max_length = 256 + num_image_features
 # masks per image per step (LISA: 3): classes (sem-seg), sentences (refer-seg), queries
 # (ReasonSeg)
 num_classes_per_sample = 3
@@ -20,7 +24,14 @@ samples_per_epoch = 2 * 10 * 500 * 8
 _image_branches = [
     dict(type='SAMPreprocess', img_size=sam_img_size),
     dict(type='CLIPPreprocess', size=clip_size),
-    dict(type='TokenizeConversation', tokenizer=tokenizer, template='llava_v1', max_length=512),
+    dict(
+        type='TokenizeConversation',
+        tokenizer=tokenizer,
+        template='llava_v1',
+        max_length=max_length,
+        num_image_features=num_image_features,
+        layout='per_query',  # LISA: one one-turn sequence per query
+    ),
     dict(type='PackLISAInputs'),
 ]
 seg_pipeline = [dict(type='LoadImageFromFile')] + _image_branches  # masks come with the item

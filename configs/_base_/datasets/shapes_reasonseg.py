@@ -9,7 +9,16 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='SAMPreprocess', img_size=sam_img_size),
     dict(type='CLIPPreprocess', size=clip_size),
-    dict(type='TokenizeConversation', tokenizer=tokenizer, template='plain', max_length=64),
+    # 16 image features (32 px, patch 8); 64 text tokens; the queries of a sample stay
+    # turns of one sequence (the demo's model reads one sequence per image)
+    dict(
+        type='TokenizeConversation',
+        tokenizer=tokenizer,
+        template='plain',
+        max_length=64 + 15,
+        num_image_features=16,
+        layout='multi_turn',
+    ),
     dict(type='PackLISAInputs'),
 ]
 test_pipeline = train_pipeline
