@@ -34,7 +34,14 @@ pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='SAMPreprocess', img_size=64),
     dict(type='CLIPPreprocess', size=32),
-    dict(type='TokenizeConversation', tokenizer=tokenizer, template='plain', max_length=64),
+    dict(
+        type='TokenizeConversation',
+        tokenizer=tokenizer,
+        template='plain',
+        max_length=64 + 15,  # 64 text tokens + 16 image features (LISA's meaning)
+        num_image_features=16,
+        layout='multi_turn',
+    ),
     dict(type='PackLISAInputs'),
 ]
 train_dataloader = dict(

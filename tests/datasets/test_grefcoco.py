@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -180,7 +181,8 @@ def test_pickle_release_and_pipeline(tmp_path):
     assert len(ds) == 4
     # the default meta keys carry no_target / num_targets to the metric
     info = ds.get_data_info(2)
-    info.update(input_ids=None, labels=None, sam_image=None, clip_image=None)
+    ids = torch.tensor([1, 2, 3])
+    info.update(input_ids=ids, labels=ids, sam_image=None, clip_image=None)
     out = PackLISAInputs()(info)
     assert out['data_samples'].no_target is True and out['data_samples'].num_targets == 0
 
