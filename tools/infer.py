@@ -16,6 +16,7 @@ from PIL import Image
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from lisakit.apis import PRECISIONS, inference_model, init_model  # noqa: E402
 from lisakit.datasets.transforms import LoadImageFromFile  # noqa: E402
+from lisakit.utils.cli import run_cli  # noqa: E402
 from lisakit.visualization import overlay_masks  # noqa: E402
 
 MASK_VALUE = 255
@@ -67,4 +68,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

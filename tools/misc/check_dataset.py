@@ -22,6 +22,7 @@ from mmengine.registry import init_default_scope
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from lisakit.registry import DATASETS  # noqa: E402
+from lisakit.utils.cli import run_cli  # noqa: E402
 
 LOADERS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
 
@@ -109,4 +110,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

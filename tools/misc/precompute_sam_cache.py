@@ -21,6 +21,7 @@ from mmengine.runner.amp import autocast
 from mmengine.utils import ProgressBar
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from lisakit.utils.cli import run_cli  # noqa: E402
 from lisakit.utils.runtime import (  # noqa: E402
     add_common_args,
     load_config,
@@ -90,4 +91,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

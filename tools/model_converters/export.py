@@ -16,6 +16,7 @@ from mmengine.config import Config
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from lisakit.apis import export_model, init_model  # noqa: E402
 from lisakit.apis.export import export_merged  # noqa: E402
+from lisakit.utils.cli import run_cli  # noqa: E402
 
 
 def main() -> int:
@@ -52,4 +53,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -1,0 +1,92 @@
+"""One error policy for every command-line tool: user errors end in one line, not a traceback.
+
+Each tool ends with ``sys.exit(run_cli(main))``. A user error (a missing or undecodable file,
+a wrong config key or value, a missing optional dependency) is printed to stderr as one line,
+``<tool>: error: <message> (add --debug for the traceback)``, and the process exits with
+:data:`USER_ERROR_EXIT`. ``--debug`` anywhere on the command line, or ``LISAKIT_DEBUG=1`` in
+the environment, lets the exception (and its traceback) through instead.
+
+The messages themselves come from where the error is raised (lisakit raises ``ValueError`` /
+``TypeError`` / ``FileNotFoundError`` naming the file or key and the fix); this module only
+decides how they end the process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Optional, Sequence
+
+#: Environment variable that turns on tracebacks (``LISAKIT_DEBUG=1``).
+DEBUG_ENV = 'LISAKIT_DEBUG'
+#: Command-line flag that turns on tracebacks; removed from ``sys.argv`` before ``main``.
+DEBUG_FLAG = '--debug'
+#: Exit status for a user error (as argparse's for a bad command line).
+USER_ERROR_EXIT = 2
+#: Exit status after Ctrl-C (128 + SIGINT).
+INTERRUPT_EXIT = 130
+#: Exceptions that report bad user input: files, config keys and values, dependencies.
+#: ``OSError`` covers missing / unreadable files and folders; ``SyntaxError`` a broken
+#: config file; ``ImportError`` an optional dependency that is not installed.
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError, SyntaxError, ImportError)
+#: Values of :data:`DEBUG_ENV` that do not turn debugging on.
+FALSE_VALUES = ('', '0', 'false', 'no', 'off')
+
+
+def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:
+    """Whether ``--debug`` is in ``argv`` (default ``sys.argv``) or ``LISAKIT_DEBUG`` is set."""
+    argv = sys.argv[1:] if argv is None else argv
+    env = os.environ.get(DEBUG_ENV, '').strip().lower()
+    return DEBUG_FLAG in argv or env not in FALSE_VALUES
+
+
+def error_line(err: BaseException) -> str:
+    """The message of ``err`` on one line: whitespace runs collapsed; ``KeyError``'s quotes
+    dropped; the exception's class name added when the message does not explain itself."""
+    if isinstance(err, KeyError) and len(err.args) == 1:
+        message = str(err.args[0])
+    elif isinstance(err, SyntaxError) and err.filename:
+        message = f'{err.filename}, line {err.lineno}: {err.msg}'
+    else:
+        message = str(err)
+    message = ' '.join(message.split())
+    kind = type(err).__name__
+    if not message:
+        return kind
+    if isinstance(err, (KeyError, SyntaxError)) or message.startswith('[Errno'):
+        return f'{kind}: {message}'
+    return message
+
+
+def run_cli(main: Callable[[], Optional[int]], prog: Optional[str] = None) -> int:
+    """Run a tool's ``main()`` under lisakit's error policy and return its exit status.
+
+    Args:
+        main: The tool's entry point (parses ``sys.argv`` itself; returns an exit status).
+        prog: Name printed before ``error:`` (default: the script's file name).
+
+    Returns:
+        ``main()``'s status, :data:`USER_ERROR_EXIT` after a user error, or
+        :data:`INTERRUPT_EXIT` after Ctrl-C. With ``--debug`` / ``LISAKIT_DEBUG=1`` the
+        exception propagates with its traceback.
+    """
+    debug = debug_requested()
+    if DEBUG_FLAG in sys.argv:
+        sys.argv = [a for a in sys.argv if a != DEBUG_FLAG]
+    prog = prog or os.path.basename(sys.argv[0] or 'lisakit')
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f'{prog}: interrupted', file=sys.stderr)
+        return INTERRUPT_EXIT
+    except USER_ERRORS as err:
+        if debug:
+            raise
+        print(
+            f'{prog}: error: {error_line(err)} (add {DEBUG_FLAG} for the traceback)',
+            file=sys.stderr,
+        )
+        return USER_ERROR_EXIT
+    return 0 if status is None else int(status)
