@@ -30,7 +30,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 from lisakit.apis import PRECISIONS, inference_model, init_model  # noqa: E402
 from lisakit.datasets.transforms import LoadImageFromFile  # noqa: E402
-from lisakit.utils.cli import USER_ERRORS, error_line, run_cli  # noqa: E402
+from lisakit.utils.cli import USER_ERRORS, config_with_options, error_line, run_cli  # noqa: E402
 from lisakit.visualization import overlay_masks  # noqa: E402
 
 DEMO_CONFIG = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny_shapes.py')
@@ -133,14 +133,8 @@ class ModelSource:
         key = (precision, quantization)
         with self._lock:
             if key not in self._models:
-                config = self.config
-                if self.cfg_options:
-                    from mmengine.config import Config
-
-                    config = Config.fromfile(config)
-                    config.merge_from_dict(self.cfg_options)
                 self._models[key] = init_model(
-                    config,
+                    config_with_options(self.config, self.cfg_options),
                     self.checkpoint,
                     self.device,
                     precision=precision,
@@ -368,8 +362,7 @@ def make_source(args: argparse.Namespace) -> ModelSource:
         raise FileNotFoundError(f'{config} does not exist; pass a config file or model folder.')
     if checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint {checkpoint} does not exist.')
-    if osp.isdir(config) and args.cfg_options:
-        raise ValueError(f'--cfg-options edits config files; edit {config}/lisakit_config.py.')
+    config_with_options(config, args.cfg_options)  # refuses options on a model folder
     source = ModelSource(config, checkpoint, args.device, args.cfg_options, args.max_upload_mb)
     needs_weights = not (osp.isdir(config) or checkpoint or args.random_weights)
     if needs_weights and args.config is not None:

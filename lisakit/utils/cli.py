@@ -45,8 +45,10 @@ def error_line(err: BaseException) -> str:
     dropped; the exception's class name added when the message does not explain itself."""
     if isinstance(err, KeyError) and len(err.args) == 1:
         message = str(err.args[0])
-    elif isinstance(err, SyntaxError) and err.filename:
-        message = f'{err.filename}, line {err.lineno}: {err.msg}'
+    elif isinstance(err, SyntaxError):
+        message = f'{_syntax_error_file(err)}, line {err.lineno}: {err.msg}'
+    elif isinstance(err, OSError) and err.filename and err.strerror:
+        message = f'{err.filename}: {err.strerror}'
     else:
         message = str(err)
     message = ' '.join(message.split())
@@ -56,6 +58,15 @@ def error_line(err: BaseException) -> str:
     if isinstance(err, (KeyError, SyntaxError)) or message.startswith('[Errno'):
         return f'{kind}: {message}'
     return message
+
+
+def _syntax_error_file(err: SyntaxError) -> str:
+    """The file of a syntax error; mmengine parses configs without a file name, so then
+    the one ``.py`` file on the command line (the config), if there is exactly one."""
+    if err.filename and not err.filename.startswith('<'):
+        return err.filename
+    configs = [a for a in sys.argv[1:] if a.endswith('.py') and os.path.isfile(a)]
+    return configs[0] if len(configs) == 1 else 'the config file'
 
 
 def run_cli(main: Callable[[], Optional[int]], prog: Optional[str] = None) -> int:
@@ -90,3 +101,24 @@ def run_cli(main: Callable[[], Optional[int]], prog: Optional[str] = None) -> in
         )
         return USER_ERROR_EXIT
     return 0 if status is None else int(status)
+
+
+def config_with_options(config: str, cfg_options: Optional[dict]):
+    """``config`` (a path) with ``--cfg-options`` merged: the path itself when there are no
+    options, else the loaded and edited :class:`mmengine.config.Config`.
+
+    Raises:
+        ValueError: For options on a model folder (its config is read by ``init_model``).
+    """
+    if not cfg_options:
+        return config
+    if os.path.isdir(config):
+        raise ValueError(
+            f'--cfg-options edits a config file, but {config} is a model folder: pass '
+            f'{os.path.join(config, "lisakit_config.py")} and a checkpoint instead, or edit it.'
+        )
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(cfg_options)
+    return cfg
