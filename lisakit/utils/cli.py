@@ -13,9 +13,10 @@ decides how they end the process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 #: Environment variable that turns on tracebacks (``LISAKIT_DEBUG=1``).
 DEBUG_ENV = 'LISAKIT_DEBUG'
@@ -122,3 +123,21 @@ def config_with_options(config: str, cfg_options: Optional[dict]):
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, enabled: bool = True) -> Iterator:
+    """An mmengine ``ProgressBar`` of ``total`` steps on stderr (stdout stays for results),
+    whose line is ended when the block exits, normally or by an error, so an error message
+    starts on its own line. Yields ``None`` when not ``enabled`` (e.g. on ranks > 0)."""
+    if not enabled:
+        yield None
+        return
+    from mmengine.utils import ProgressBar
+
+    bar = ProgressBar(total, file=sys.stderr)
+    try:
+        yield bar
+    finally:
+        sys.stderr.write('\n')
+        sys.stderr.flush()

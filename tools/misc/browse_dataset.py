@@ -20,12 +20,11 @@ import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
-from mmengine.utils import ProgressBar
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from lisakit.registry import DATASETS  # noqa: E402
-from lisakit.utils.cli import run_cli  # noqa: E402
+from lisakit.utils.cli import progress_bar, run_cli  # noqa: E402
 from lisakit.utils.constants import IGNORE_INDEX  # noqa: E402
 
 LOADERS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
@@ -119,11 +118,11 @@ def main() -> int:
         )
     count = len(dataset) if args.max_samples < 0 else min(args.max_samples, len(dataset))
     os.makedirs(args.output_dir, exist_ok=True)
-    bar = ProgressBar(count)
-    for idx in range(count):
-        render(load_sample(dataset, idx)).save(osp.join(args.output_dir, f'{idx}.png'))
-        bar.update()
-    print(f'\n{count} samples drawn to {args.output_dir}')
+    with progress_bar(count) as bar:
+        for idx in range(count):
+            render(load_sample(dataset, idx)).save(osp.join(args.output_dir, f'{idx}.png'))
+            bar.update()
+    print(f'{count} samples drawn to {args.output_dir}')
     return 0
 
 

@@ -24,7 +24,7 @@ from mmengine.utils import ProgressBar
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from lisakit.registry import DATASETS  # noqa: E402
-from lisakit.utils.cli import run_cli  # noqa: E402
+from lisakit.utils.cli import progress_bar, run_cli  # noqa: E402
 
 LOADERS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
 
@@ -102,9 +102,8 @@ def main() -> int:
     walked = list(sources(DATASETS.build(ds_cfg)))
     kinds = collections.Counter()
     total = sum(len(ds) for _, ds in walked)
-    bar = ProgressBar(total, file=sys.stderr)  # stderr: stdout keeps the table alone
-    rows = [(name, *b) for name, ds in walked for b in check(ds, kinds, bar)]
-    sys.stderr.write('\n')
+    with progress_bar(total) as bar:  # on stderr: stdout keeps the table alone
+        rows = [(name, *b) for name, ds in walked for b in check(ds, kinds, bar)]
     in_sources = f' ({len(walked)} source datasets)' if len(walked) > 1 else ''
     print(f'{total} samples checked, {len(rows)} bad{in_sources}')
     if kinds:

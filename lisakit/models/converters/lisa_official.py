@@ -17,18 +17,17 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional, Union
 
 import torch
 from huggingface_hub import save_torch_state_dict
 from mmengine.config import Config
-from mmengine.utils import ProgressBar
 from transformers import CLIPVisionConfig, LlavaConfig, PreTrainedTokenizerBase
 
 from lisakit.registry import MODELS
 from lisakit.tokenizers import HFTokenizer, add_im_start_end_tokens, add_lisa_tokens
+from lisakit.utils.cli import progress_bar
 from lisakit.utils.constants import IMAGE_TOKEN
 from lisakit.utils.io import atomic_write, dump_json_atomic
 
@@ -357,12 +356,10 @@ def convert_lisa_checkpoint(
     Returns:
         The :class:`ConversionReport` (also written to ``export_info.json``).
     """
-    bar = ProgressBar(CONVERSION_STEPS, file=sys.stderr) if progress else None
-    tick = bar.update if bar is not None else (lambda: None)
-    converted = _convert(src_dir, out_dir, config, vision_tower, tick)
-    _write(converted, out_dir, getattr(torch, dtype) if dtype else None, max_shard_size, tick)
-    if bar is not None:
-        bar.file.write('\n')
+    with progress_bar(CONVERSION_STEPS, enabled=progress) as bar:
+        tick = bar.update if bar is not None else (lambda: None)
+        converted = _convert(src_dir, out_dir, config, vision_tower, tick)
+        _write(converted, out_dir, getattr(torch, dtype) if dtype else None, max_shard_size, tick)
     return converted.report
 
 
