@@ -41,9 +41,12 @@ MAX_IMAGE_PIXELS = 4096 * 4096
 BYTES_PER_MB = 1024**2
 #: Example scenes rendered at start (coloured shapes, as the demo model was trained on).
 NUM_EXAMPLES = 3
+EXAMPLE_POOL = 20
 EXAMPLE_SIZE = 192
 EXAMPLE_QUESTION = 'Can you segment the {color} shape in this image?'
 NO_OBJECT = 'no matching object'
+#: Overlay colour (RGB): cyan, apart from the colours of the example shapes.
+OVERLAY_COLOR = (0, 220, 255)
 #: Page refresh period while the demo model trains (seconds).
 TRAIN_POLL_S = 2.0
 #: mmengine's train log line: ``Epoch(train)  [2][ 50/250]``.
@@ -211,7 +214,8 @@ def answer(source: ModelSource, image_path, question, history, precision, quanti
         return history, None, [], '', f'Error: {error_line(err)}', question
     except Exception as err:  # shown as one line in the page; the console has the traceback
         logger.exception('app: unexpected error')
-        return history, None, [], '', f'Internal error ({type(err).__name__}): {err}', question
+        line = f'Internal error ({type(err).__name__}): {" ".join(str(err).split())}'
+        return history, None, [], '', line, question
     masks = sample.pred_masks.numpy()
     reply = html.escape(sample.pred_text) if not rejected(sample) else NO_OBJECT
     if rejected(sample) and sample.pred_text.strip():
@@ -224,7 +228,14 @@ def answer(source: ModelSource, image_path, question, history, precision, quanti
         (mask.astype(np.uint8) * 255, f'mask {k}: predicted IoU {iou:.3f}')
         for k, (mask, iou) in enumerate(zip(masks, sample.pred_iou_scores.tolist()))
     ]
-    return history, overlay_masks(image, masks), gallery, describe(sample), 'Done.', ''
+    return (
+        history,
+        overlay_masks(image, masks, OVERLAY_COLOR),
+        gallery,
+        describe(sample),
+        'Done.',
+        '',
+    )
 
 
 def uploaded(
@@ -246,15 +257,20 @@ def example_images(out_dir: str) -> list[list[str]]:
     from lisakit.datasets.shapes_reasonseg import ShapesReasonSegDataset
 
     dataset = ShapesReasonSegDataset(
-        num_samples=NUM_EXAMPLES, split='test', img_size=EXAMPLE_SIZE, query_weights=dict(color=1)
+        num_samples=EXAMPLE_POOL, split='test', img_size=EXAMPLE_SIZE, query_weights=dict(color=1)
     )
-    examples = []
-    for idx in range(NUM_EXAMPLES):
+    examples, colors = [], set()
+    for idx in range(EXAMPLE_POOL):  # scenes whose targets differ in colour
         info = dataset.get_data_info(idx)
+        color = info['shapes'][info['target']]['color']
+        if color in colors:
+            continue
+        colors.add(color)
         path = osp.join(out_dir, f'shapes_{idx}.png')
         Image.fromarray(info['img']).save(path)
-        color = info['shapes'][info['target']]['color']
         examples.append([path, EXAMPLE_QUESTION.format(color=color)])
+        if len(examples) == NUM_EXAMPLES:
+            break
     return examples
 
 
@@ -330,9 +346,15 @@ def build_ui(source: ModelSource, examples: list[list[str]]):
         clear.click(
             lambda: ([], None, [], '', 'Ready.'), None, [chat, overlay, masks, details, status]
         )
+        demo.load(lambda: source.busy() or 'Ready.', None, status)  # fresh on each visit
         if source.trainer is not None and source.trainer.running:
             timer = gr.Timer(TRAIN_POLL_S)
-            timer.tick(lambda: source.busy() or 'Ready.', None, status)
+
+            def poll():
+                busy = source.busy()
+                return busy or 'Ready.', gr.Timer(active=busy is not None)
+
+            timer.tick(poll, None, [status, timer])
     return demo
 
 
