@@ -73,10 +73,12 @@ def _data_lines(cfg: Config) -> list[str]:
     return lines
 
 
-def _metric_lines(metrics: Optional[dict]) -> list[str]:
-    """A markdown table of ``metrics`` (floats to 4 places), or 'Not given.'."""
+def _metric_lines(metrics: Optional[dict], note: Optional[str] = None) -> list[str]:
+    """A markdown table of ``metrics`` (floats to 4 places) after ``note``, or 'Not given.'."""
     if not metrics:
         return ['Not given.']
+    if note:
+        return [note, '', *_metric_lines(metrics)]
     rows = [
         f'| {k} | {v:.4f} |' if isinstance(v, float) else f'| {k} | {v} |'
         for k, v in metrics.items()
@@ -85,7 +87,11 @@ def _metric_lines(metrics: Optional[dict]) -> list[str]:
 
 
 def write_model_card(
-    out_dir: str, cfg: Config, metrics: Optional[dict] = None, source: Optional[str] = None
+    out_dir: str,
+    cfg: Config,
+    metrics: Optional[dict] = None,
+    source: Optional[str] = None,
+    metrics_note: Optional[str] = None,
 ) -> str:
     """Write ``out_dir/README.md``: base model, SAM, config, data, metrics and how to load.
 
@@ -95,6 +101,7 @@ def write_model_card(
         metrics: Evaluation results to list (e.g. ``{'cIoU': 0.93, 'gIoU': 0.92}``);
             ``None`` says that none were given.
         source: The checkpoint the export came from.
+        metrics_note: Where the metrics come from (a sentence above the table).
 
     Returns:
         The card's path.
@@ -122,7 +129,7 @@ def write_model_card(
         '',
         '## Metrics',
         '',
-        *_metric_lines(metrics),
+        *_metric_lines(metrics, metrics_note),
         '',
         '## How to load',
         '',
@@ -154,10 +161,12 @@ def export_model(
     out_dir: str,
     metrics: Optional[dict] = None,
     source: Optional[str] = None,
+    metrics_note: Optional[str] = None,
 ) -> dict:
     """Write ``model``'s trainable weights, tokenizer, config and model card to ``out_dir``.
 
-    ``metrics`` and ``source`` (the checkpoint) go into the card (:func:`write_model_card`).
+    ``metrics``, ``source`` (the checkpoint) and ``metrics_note`` go into the model card
+    (:func:`write_model_card`).
 
     Returns:
         Counts of exported tensors: ``adapter`` (peft) and ``lisakit`` (the rest).
@@ -184,7 +193,7 @@ def export_model(
         versions=_versions(),
     )
     dump_json_atomic(info, os.path.join(out_dir, INFO_FILE))
-    write_model_card(out_dir, cfg, metrics, source)
+    write_model_card(out_dir, cfg, metrics, source, metrics_note)
     return dict(adapter=len(adapter_keys), lisakit=len(rest))
 
 
@@ -234,6 +243,7 @@ def export_merged(
     out_dir: str,
     metrics: Optional[dict] = None,
     source: Optional[str] = None,
+    metrics_note: Optional[str] = None,
 ) -> dict:
     """Fold LoRA and the ``<SEG>`` rows into an *unquantized* base and save it whole.
 
@@ -271,5 +281,5 @@ def export_merged(
             f,
             indent=2,
         )
-    write_model_card(out_dir, cfg, metrics, source)
+    write_model_card(out_dir, cfg, metrics, source, metrics_note)
     return dict(adapter=0, lisakit=len(keys))

@@ -27,21 +27,23 @@ from lisakit.utils.cli import run_cli  # noqa: E402
 EPOCH_IN_NAME = re.compile(r'epoch_(\d+)')
 
 
-def card_metrics(checkpoint: str, metrics_file: Optional[str]) -> Optional[dict]:
-    """Metrics for the model card: ``metrics_file`` (JSON), or the validation row of the
-    checkpoint's epoch in the ``training_history.json`` beside it, or ``None``."""
+def card_metrics(checkpoint: str, metrics_file: Optional[str]) -> tuple[Optional[dict], str]:
+    """Metrics for the model card and where they come from: ``metrics_file`` (JSON), or
+    the validation row of the checkpoint's epoch in the ``training_history.json`` beside
+    it, or ``None``."""
     if metrics_file:
         with open(metrics_file, encoding='utf-8') as f:
-            return json.load(f)
+            return json.load(f), f'From `{metrics_file}`.'
     history_file = osp.join(osp.dirname(osp.abspath(checkpoint)), 'training_history.json')
     match = EPOCH_IN_NAME.search(osp.basename(checkpoint))
     if not (match and osp.isfile(history_file)):
-        return None
+        return None, ''
     with open(history_file, encoding='utf-8') as f:
         rows = [r for r in json.load(f).get('val', []) if r['epoch'] == int(match.group(1))]
     if not rows:
-        return None
-    return {f'val {k}' if k != 'epoch' else k: v for k, v in rows[-1].items() if v is not None}
+        return None, ''
+    metrics = {f'val {k}' if k != 'epoch' else k: v for k, v in rows[-1].items() if v is not None}
+    return metrics, "Validation during training (`training_history.json`, the checkpoint's epoch)."
 
 
 def main() -> int:
@@ -73,8 +75,10 @@ def main() -> int:
             if param.requires_grad and param.is_floating_point():
                 param.data = param.data.to(getattr(torch, args.dtype))
     export = export_merged if args.merge else export_model
-    metrics = card_metrics(args.checkpoint, args.metrics)
-    counts = export(model, cfg, args.out_dir, metrics=metrics, source=args.checkpoint)
+    metrics, note = card_metrics(args.checkpoint, args.metrics)
+    counts = export(
+        model, cfg, args.out_dir, metrics=metrics, source=args.checkpoint, metrics_note=note
+    )
     print(
         f'exported {counts["adapter"]} adapter tensors and {counts["lisakit"]} other '
         f'tensors to {args.out_dir}'
