@@ -45,6 +45,8 @@ EXAMPLE_POOL = 20
 EXAMPLE_SIZE = 192
 EXAMPLE_QUESTION = 'Can you segment the {color} shape in this image?'
 NO_OBJECT = 'no matching object'
+#: Unexpected errors are cut to this many characters in the page.
+MAX_ERROR_CHARS = 300
 #: Overlay colour (RGB): cyan, apart from the colours of the example shapes.
 OVERLAY_COLOR = (0, 220, 255)
 #: Page refresh period while the demo model trains (seconds).
@@ -214,7 +216,10 @@ def answer(source: ModelSource, image_path, question, history, precision, quanti
         return history, None, [], '', f'Error: {error_line(err)}', question
     except Exception as err:  # shown as one line in the page; the console has the traceback
         logger.exception('app: unexpected error')
-        line = f'Internal error ({type(err).__name__}): {" ".join(str(err).split())}'
+        message = ' '.join(str(err).split())
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[:MAX_ERROR_CHARS] + '... (the whole message is on the console)'
+        line = f'Internal error ({type(err).__name__}): {message}'
         return history, None, [], '', line, question
     masks = sample.pred_masks.numpy()
     reply = html.escape(sample.pred_text) if not rejected(sample) else NO_OBJECT
