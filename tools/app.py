@@ -351,7 +351,8 @@ def build_ui(source: ModelSource, examples: list[list[str]]):
         clear.click(
             lambda: ([], None, [], '', 'Ready.'), None, [chat, overlay, masks, details, status]
         )
-        demo.load(lambda: source.busy() or 'Ready.', None, status)  # fresh on each visit
+        if source.trainer is not None:  # the status of the build may be stale: refresh it
+            demo.load(lambda: source.busy() or 'Ready.', None, status)
         if source.trainer is not None and source.trainer.running:
             timer = gr.Timer(TRAIN_POLL_S)
 
