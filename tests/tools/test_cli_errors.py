@@ -22,6 +22,8 @@ def bad_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp('bad')
     (folder / 'broken.py').write_text('model = dict(\n')
     (folder / 'not_an_image.png').write_text('not an image')
+    (folder / 'empty.pth').write_bytes(b'')
+    (folder / 'junk.pth').write_bytes(b'junk' * 16)
     return folder
 
 
@@ -50,6 +52,12 @@ def run_in_process(monkeypatch, tool, *args):
             [DEMO, '{bad}/missing.pth', '{bad}/export'],
             '{bad}/missing.pth',
         ),
+        ('infer.py', [DEMO, '{bad}/empty.pth', '{bad}/not_an_image.png', 'q'], '{bad}/empty.pth'),
+        (
+            'model_converters/export.py',
+            [DEMO, '{bad}/junk.pth', '{bad}/export'],
+            "'{bad}/junk.pth' is not a PyTorch checkpoint",
+        ),
         ('misc/print_config.py', [DEMO, '--save-path', '{bad}/x.txt'], 'use a name ending in'),
     ],
     ids=[
@@ -58,6 +66,8 @@ def run_in_process(monkeypatch, tool, *args):
         'infer-not-image',
         'infer-missing-image',
         'export-missing-checkpoint',
+        'infer-empty-checkpoint',
+        'export-junk-checkpoint',
         'print-config-bad-suffix',
     ],
 )
