@@ -5,8 +5,13 @@ from setuptools import find_packages, setup
 
 
 def read_requirements(name: str) -> list:
+    """Requirement lines of ``name``, comments dropped, ``-r other.txt`` followed."""
     with open(osp.join(osp.dirname(__file__), name), encoding='utf-8') as f:
-        return [line.split('#')[0].strip() for line in f if line.split('#')[0].strip()]
+        lines = [line.split('#')[0].strip() for line in f]
+    out = []
+    for line in filter(None, lines):
+        out += read_requirements(line[2:].strip()) if line.startswith('-r ') else [line]
+    return out
 
 
 def read_version() -> str:
@@ -25,6 +30,11 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     python_requires='>=3.10',
     install_requires=read_requirements('requirements.txt'),
-    extras_require={'tests': read_requirements('requirements-tests.txt')},
+    extras_require={
+        'tests': read_requirements('requirements-tests.txt'),
+        'demo': read_requirements('requirements-demo.txt'),
+        'tensorboard': read_requirements('requirements-tensorboard.txt'),
+    },
     license='Apache-2.0',
+    license_files=['LICENSE'],
 )

@@ -11,11 +11,13 @@ import os.path as osp
 import sys
 
 import numpy as np
+from mmengine.config import DictAction
 from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from lisakit.apis import PRECISIONS, inference_model, init_model  # noqa: E402
 from lisakit.datasets.transforms import LoadImageFromFile  # noqa: E402
+from lisakit.utils.cli import config_with_options, run_cli  # noqa: E402
 from lisakit.visualization import overlay_masks  # noqa: E402
 
 MASK_VALUE = 255
@@ -37,10 +39,15 @@ def main() -> int:
     quant = parser.add_mutually_exclusive_group()
     quant.add_argument('--load-in-4bit', action='store_true', help='NF4 language model')
     quant.add_argument('--load-in-8bit', action='store_true', help='LLM.int8 language model')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='config edits (config files only)'
+    )
     args = parser.parse_args()
+    if not osp.isfile(args.image):
+        raise FileNotFoundError(f'Image {args.image} does not exist; pass a PNG or JPEG file.')
     checkpoint = None if args.checkpoint == '-' else args.checkpoint
     model = init_model(
-        args.config,
+        config_with_options(args.config, args.cfg_options),
         checkpoint,
         args.device,
         precision=args.precision,
@@ -67,4 +74,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

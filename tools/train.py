@@ -7,6 +7,7 @@ import sys
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from lisakit.utils.cli import run_cli  # noqa: E402
 from lisakit.utils.runtime import (  # noqa: E402
     add_common_args,
     build_runner,
@@ -53,4 +54,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -7,12 +7,14 @@ Layout of an export folder::
     lisakit_weights.safetensors   every other trainable weight (neck, mask decoder, ...)
     tokenizer/                    the tokenizer with lisakit's added tokens
     export_info.json              token ids and library versions
+    README.md                     the model card: base model, config, data, metrics, loading
 """
 
 from __future__ import annotations
 
 import json
 import os
+from typing import Optional
 
 from mmengine.config import Config
 from safetensors.torch import load_file, save_file
@@ -25,6 +27,7 @@ CONFIG_FILE = 'lisakit_config.py'
 WEIGHTS_FILE = 'lisakit_weights.safetensors'
 ADAPTER_DIR = 'adapter'
 INFO_FILE = 'export_info.json'
+CARD_FILE = 'README.md'
 
 
 def _is_peft(module: nn.Module) -> bool:
@@ -47,8 +50,123 @@ def _randomly_initialised_keys(model: nn.Module, cfg: Config) -> set[str]:
     return {k for k in state if k.split('.', 1)[0] in parts}
 
 
-def export_model(model: nn.Module, cfg: Config, out_dir: str) -> dict:
-    """Write ``model``'s trainable weights, tokenizer and config to ``out_dir``.
+def _base_model(cfg: Config) -> str:
+    """The backbone's pretrained weights, or how a random backbone is built."""
+    backbone = cfg.model.backbone
+    if backbone.get('pretrained'):
+        return f'`{backbone.pretrained}` ({backbone.type})'
+    return f'{backbone.type} with random weights from `model.backbone.llava_config`'
+
+
+def _data_lines(cfg: Config) -> list[str]:
+    """One line per dataloader: dataset type, root and annotation file when set."""
+    lines = []
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        ds = loader.dataset
+        names = [d.get('type') for d in ds.get('datasets', [])] if ds.get('datasets') else []
+        what = f'{ds.type} of {", ".join(map(str, names))}' if names else str(ds.type)
+        where = ', '.join(f'{k}=`{ds[k]}`' for k in ('data_root', 'ann_file') if ds.get(k))
+        lines.append(f'- {split}: {what}' + (f' ({where})' if where else ''))
+    return lines
+
+
+def _metric_lines(metrics: Optional[dict], note: Optional[str] = None) -> list[str]:
+    """A markdown table of ``metrics`` (floats to 4 places) after ``note``, or 'Not given.'."""
+    if not metrics:
+        return ['Not given.']
+    if note:
+        return [note, '', *_metric_lines(metrics)]
+    rows = [
+        f'| {k} | {v:.4f} |' if isinstance(v, float) else f'| {k} | {v} |'
+        for k, v in metrics.items()
+    ]
+    return ['| metric | value |', '|---|---|', *rows]
+
+
+def write_model_card(
+    out_dir: str,
+    cfg: Config,
+    metrics: Optional[dict] = None,
+    source: Optional[str] = None,
+    metrics_note: Optional[str] = None,
+) -> str:
+    """Write ``out_dir/README.md``: base model, SAM, config, data, metrics and how to load.
+
+    Args:
+        out_dir: The export folder.
+        cfg: The config the export was made with.
+        metrics: Evaluation results to list (e.g. ``{'cIoU': 0.93, 'gIoU': 0.92}``);
+            ``None`` says that none were given.
+        source: The checkpoint the export came from.
+        metrics_note: Where the metrics come from (a sentence above the table).
+
+    Returns:
+        The card's path.
+    """
+    sam = cfg.model.get('sam_encoder', {})
+    sam_text = f'`{sam.checkpoint}`' if sam.get('checkpoint') else 'random (stored in the export)'
+    lines = [
+        f'# {os.path.basename(os.path.abspath(out_dir))}',
+        '',
+        'A lisakit (LISA-style reasoning segmentation) model exported by '
+        '`tools/model_converters/export.py`.',
+        '',
+        '## Model',
+        '',
+        f'- base model: {_base_model(cfg)}',
+        f'- SAM: {sam.get("type", "?")}, weights {sam_text}',
+        f'- config: `{CONFIG_FILE}` (from `{cfg.filename}`)'
+        if cfg.filename
+        else f'- config: `{CONFIG_FILE}`',
+        f'- exported from: `{source}`' if source else '- exported from: (not recorded)',
+        '',
+        '## Data',
+        '',
+        *(_data_lines(cfg) or ['- (no dataloaders in the config)']),
+        '',
+        '## Metrics',
+        '',
+        *_metric_lines(metrics, metrics_note),
+        '',
+        '## How to load',
+        '',
+        '```python',
+        'from lisakit.apis import inference_model, init_model',
+        '',
+        f"model = init_model('{out_dir}')  # precision='bf16' or load_in_4bit=True for less memory",
+        "sample = inference_model(model, 'image.jpg', 'What should I segment?')",
+        'print(sample.pred_text, sample.pred_masks.shape, sample.pred_iou_scores)',
+        '```',
+        '',
+        f'or `python tools/infer.py {out_dir} - image.jpg "question"`, or the web demo '
+        f'`python tools/app.py {out_dir}`.',
+        '',
+    ]
+    path = os.path.join(out_dir, CARD_FILE)
+
+    def write(tmp: str) -> None:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write('\n'.join(lines))
+
+    atomic_write(path, write)
+    return path
+
+
+def export_model(
+    model: nn.Module,
+    cfg: Config,
+    out_dir: str,
+    metrics: Optional[dict] = None,
+    source: Optional[str] = None,
+    metrics_note: Optional[str] = None,
+) -> dict:
+    """Write ``model``'s trainable weights, tokenizer, config and model card to ``out_dir``.
+
+    ``metrics``, ``source`` (the checkpoint) and ``metrics_note`` go into the model card
+    (:func:`write_model_card`).
 
     Returns:
         Counts of exported tensors: ``adapter`` (peft) and ``lisakit`` (the rest).
@@ -75,6 +193,7 @@ def export_model(model: nn.Module, cfg: Config, out_dir: str) -> dict:
         versions=_versions(),
     )
     dump_json_atomic(info, os.path.join(out_dir, INFO_FILE))
+    write_model_card(out_dir, cfg, metrics, source, metrics_note)
     return dict(adapter=len(adapter_keys), lisakit=len(rest))
 
 
@@ -118,11 +237,19 @@ def merged_config(cfg: Config, llava_dir: str, tokenizer_dir: str) -> Config:
     return cfg
 
 
-def export_merged(model: nn.Module, cfg: Config, out_dir: str) -> dict:
+def export_merged(
+    model: nn.Module,
+    cfg: Config,
+    out_dir: str,
+    metrics: Optional[dict] = None,
+    source: Optional[str] = None,
+    metrics_note: Optional[str] = None,
+) -> dict:
     """Fold LoRA and the ``<SEG>`` rows into an *unquantized* base and save it whole.
 
     Writes ``llava/`` (a full Hugging Face LLaVA folder), ``tokenizer/``, the other
-    trainable weights and a config whose backbone loads ``llava/``.
+    trainable weights, a config whose backbone loads ``llava/`` and the model card (of
+    the original config: base model and data are the trained ones).
     """
     llava = model.backbone.llava
     if model.backbone.num_quantized_layers:
@@ -154,4 +281,5 @@ def export_merged(model: nn.Module, cfg: Config, out_dir: str) -> dict:
             f,
             indent=2,
         )
+    write_model_card(out_dir, cfg, metrics, source, metrics_note)
     return dict(adapter=0, lisakit=len(keys))

@@ -38,6 +38,11 @@ def test_export_round_trip_gives_identical_predictions(trained, tmp_path):
     assert (out / 'lisakit_weights.safetensors').is_file()
     info = json.loads((out / 'export_info.json').read_text())
     assert info['adapter_tensors'] > 0 and info['lisakit_tensors'] > 0
+    card = (out / 'README.md').read_text()
+    history = json.loads((work_dir / 'training_history.json').read_text())
+    assert f'| val cIoU | {history["val"][0]["cIoU"]:.4f} |' in card  # epoch 1's val row
+    assert 'lisa_tiny-qlora_shapes.py' in card and 'ShapesReasonSegDataset' in card
+    assert f"init_model('{out}')" in card and ckpt in card
     from_ckpt = _logits(init_model(cfg, ckpt), cfg)
     from_export = _logits(init_model(str(out)), cfg)
     fresh = _logits(init_model(cfg), cfg)

@@ -64,6 +64,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from lisakit.engine.hooks.training_history_hook import peak_memory_gb  # noqa: E402
 from lisakit.registry import MODELS  # noqa: E402
+from lisakit.utils.cli import run_cli  # noqa: E402
 from lisakit.utils.runtime import setup_runtime  # noqa: E402
 
 #: Keys of the JSON report.
@@ -392,4 +393,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

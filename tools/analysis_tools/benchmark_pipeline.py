@@ -20,6 +20,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 from lisakit.datasets.synthetic import DEFAULT_IMAGE_SIZE, write_reasonseg_folder  # noqa: E402
 from lisakit.registry import DATASETS  # noqa: E402
+from lisakit.utils.cli import run_cli  # noqa: E402
 
 IMAGE_SIZE = DEFAULT_IMAGE_SIZE  # (H, W): the longest side is SAM's 1024
 PIPELINE = [
@@ -77,4 +78,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -42,6 +42,7 @@ from mmengine.registry import init_default_scope
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from lisakit.engine.hooks.training_history_hook import peak_memory_gb  # noqa: E402
 from lisakit.registry import MODELS  # noqa: E402
+from lisakit.utils.cli import run_cli  # noqa: E402
 
 MIB = 1024**2
 #: bitsandbytes NF4 storage: 4 bits per weight plus the block absmax (block 64): fp32
@@ -419,4 +420,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -16,6 +16,7 @@ from mmengine.registry import init_default_scope
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from lisakit.evaluation.functional import giou_ciou  # noqa: E402
 from lisakit.registry import DATASETS  # noqa: E402
+from lisakit.utils.cli import run_cli  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,4 +62,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

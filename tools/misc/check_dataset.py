@@ -1,9 +1,10 @@
 """Walk a config's dataset through its pipeline and list every bad sample.
 
 ``python tools/misc/check_dataset.py CONFIG [--split train|val|test]`` prints a table of the
-samples that fail (source dataset, file and reason) and exits with 1 if there is any, 0
-otherwise. A mix (``MixedDataset``, or any dataset holding ``datasets`` and no pipeline) is
-walked source by source, nested mixes included; every source sample is checked once.
+samples that fail (source dataset, file and reason), with a progress bar on stderr, and exits
+with 1 if there is any, 0 otherwise. A mix (``MixedDataset``, or any dataset holding
+``datasets`` and no pipeline) is walked source by source, nested mixes included; every
+source sample is checked once.
 For data with several or no targets per query (gRefCOCO, the multi-target shapes, JSON
 lines with ``no_target`` turns) it also prints how many samples have no target, one, or
 several (from the samples' ``no_target`` / ``num_targets``).
@@ -15,13 +16,15 @@ import copy
 import inspect
 import os.path as osp
 import sys
-from typing import Iterator
+from typing import Iterator, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
+from mmengine.utils import ProgressBar
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from lisakit.registry import DATASETS  # noqa: E402
+from lisakit.utils.cli import progress_bar, run_cli  # noqa: E402
 
 LOADERS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
 
@@ -34,9 +37,10 @@ def target_kind(info: dict):
     return None if num is None else ('1 target' if num == 1 else '2+ targets')
 
 
-def check(dataset, kinds=None) -> list[tuple[str, str]]:
+def check(dataset, kinds=None, bar: Optional[ProgressBar] = None) -> list[tuple[str, str]]:
     """(file, reason) of annotations skipped while loading and samples failing the
-    pipeline; counts each read sample's :func:`target_kind` into ``kinds`` if given."""
+    pipeline; counts each read sample's :func:`target_kind` into ``kinds`` if given;
+    ``bar`` advances once per sample."""
     bad = list(getattr(dataset, 'skipped', []))
     pipeline = getattr(dataset, 'pipeline', None)
     for idx in range(len(dataset)):
@@ -50,6 +54,8 @@ def check(dataset, kinds=None) -> list[tuple[str, str]]:
         except Exception as err:  # report every failure, whatever its kind
             name = info.get('ann_location') or info.get('img_path') or f'sample {idx}'
             bad.append((str(name), f'{type(err).__name__}: {err}'))
+        if bar is not None:
+            bar.update()
     return bad
 
 
@@ -95,8 +101,9 @@ def main() -> int:
     skip_on_load(ds_cfg)
     walked = list(sources(DATASETS.build(ds_cfg)))
     kinds = collections.Counter()
-    rows = [(name, *b) for name, ds in walked for b in check(ds, kinds)]
     total = sum(len(ds) for _, ds in walked)
+    with progress_bar(total) as bar:  # on stderr: stdout keeps the table alone
+        rows = [(name, *b) for name, ds in walked for b in check(ds, kinds, bar)]
     in_sources = f' ({len(walked)} source datasets)' if len(walked) > 1 else ''
     print(f'{total} samples checked, {len(rows)} bad{in_sources}')
     if kinds:
@@ -109,4 +116,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

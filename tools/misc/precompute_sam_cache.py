@@ -18,9 +18,9 @@ from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.amp import autocast
-from mmengine.utils import ProgressBar
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from lisakit.utils.cli import progress_bar, run_cli  # noqa: E402
 from lisakit.utils.runtime import (  # noqa: E402
     add_common_args,
     load_config,
@@ -60,8 +60,7 @@ def precompute(runner: Runner, loader_cfg: dict, autocast_cfg: dict):
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     encoder = model.sam_encoder
     loader = runner.build_dataloader(loader_cfg, seed=runner.seed)
-    bar = ProgressBar(len(loader)) if is_main_process() else None
-    with torch.no_grad():
+    with torch.no_grad(), progress_bar(len(loader), enabled=is_main_process()) as bar:
         for data in loader:
             inputs = model.data_preprocessor(data, False)['inputs']
             with autocast(**autocast_cfg):
@@ -85,9 +84,9 @@ def main() -> int:
     if cfg.get('load_from'):
         runner.load_checkpoint(cfg.load_from)
     cache = precompute(runner, cfg[LOADERS[args.split]], autocast_kwargs(cfg, args.split, args.amp))
-    print(f'\nSAM embedding cache ({args.split}): {cache.summary()}')
+    print(f'SAM embedding cache ({args.split}): {cache.summary()}')
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -17,6 +17,7 @@ import sys
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 from lisakit.models.converters import convert_lisa_checkpoint  # noqa: E402
+from lisakit.utils.cli import run_cli  # noqa: E402
 
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'lisa', 'lisa_llava-v1-7b_sam-vit-h_eval_reasonseg.py')
 
@@ -46,4 +47,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -72,7 +72,11 @@ class TrainingHistoryHook(Hook):
     Writes, after every validation: ``metrics_epoch_{N}.json`` (that epoch's train
     and val numbers), ``training_history.json`` (``train`` and ``val`` lists with
     loss, ce, bce, dice, cIoU, gIoU per epoch, plus ``benchmarks``: peak memory in
-    GB and mean inference seconds per val sample) and ``training_history.png``.
+    GB and mean inference seconds per val sample) and ``training_history.png``; the same
+    rows go to ``runner.visualizer`` (``history/train/<key>``, ``history/val/<key>`` and
+    ``history/benchmarks/<key>`` scalars at step = epoch), so every vis backend of the
+    config (``LocalVisBackend``, ``TensorboardVisBackend``, ``WandbVisBackend``,
+    ``MLflowVisBackend``) receives them.
     Train values are means of the per-iteration values of the epoch; val losses are
     means over samples of the teacher-forced losses. On resume, the existing history
     is kept up to the resumed epoch.
@@ -80,13 +84,17 @@ class TrainingHistoryHook(Hook):
     Args:
         out_dir: Folder for the files (default: the runner's work dir).
         plot: Whether to draw ``training_history.png``.
+        to_visualizer: Whether to send the rows to ``runner.visualizer``'s backends.
     """
 
     priority = 'LOW'
 
-    def __init__(self, out_dir: Optional[str] = None, plot: bool = True) -> None:
+    def __init__(
+        self, out_dir: Optional[str] = None, plot: bool = True, to_visualizer: bool = True
+    ) -> None:
         self.out_dir = out_dir
         self.plot = plot
+        self.to_visualizer = to_visualizer
         self.history: dict = dict(train=[], val=[], benchmarks={})
         self._sums: dict = defaultdict(float)
         self._counts: dict = defaultdict(int)
@@ -132,6 +140,7 @@ class TrainingHistoryHook(Hook):
         row.update({name: means.get(log_key) for name, log_key, _ in TRACKED})
         row['lr'] = runner.optim_wrapper.get_lr()['lr'][0]
         self.history['train'].append(row)
+        self._send(runner, 'train', row, row['epoch'])
         self._save(runner)
 
     def before_val_epoch(self, runner) -> None:
@@ -167,6 +176,8 @@ class TrainingHistoryHook(Hook):
             peak_memory_source=source,
             avg_inference_time_s=self._val_time / max(self._val_samples, 1),
         )
+        self._send(runner, 'val', row, row['epoch'])
+        self._send(runner, 'benchmarks', self.history['benchmarks'], row['epoch'])
         train = [r for r in self.history['train'] if r['epoch'] == row['epoch']]
         if is_main_process():
             dump_json_atomic(
@@ -174,6 +185,19 @@ class TrainingHistoryHook(Hook):
                 self._path(runner, f'metrics_epoch_{row["epoch"]}.json'),
             )
         self._save(runner)
+
+    def _send(self, runner, split: str, row: dict, step: int) -> None:
+        """Numbers of ``row`` to the visualizer's backends as ``history/{split}/{key}``."""
+        visualizer = getattr(runner, 'visualizer', None)
+        if not self.to_visualizer or visualizer is None:
+            return
+        scalars = {
+            f'history/{split}/{key}': float(value)
+            for key, value in row.items()
+            if key != 'epoch' and isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+        if scalars:
+            visualizer.add_scalars(scalars, step=step)  # rank 0 only (master_only)
 
     def _save(self, runner) -> None:
         if not is_main_process():

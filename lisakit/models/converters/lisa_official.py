@@ -18,7 +18,7 @@ import copy
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 from huggingface_hub import save_torch_state_dict
@@ -27,6 +27,7 @@ from transformers import CLIPVisionConfig, LlavaConfig, PreTrainedTokenizerBase
 
 from lisakit.registry import MODELS
 from lisakit.tokenizers import HFTokenizer, add_im_start_end_tokens, add_lisa_tokens
+from lisakit.utils.cli import progress_bar
 from lisakit.utils.constants import IMAGE_TOKEN
 from lisakit.utils.io import atomic_write, dump_json_atomic
 
@@ -51,6 +52,9 @@ from .lisa_layout import (
 )
 
 LISA_PARTS = ('sam_encoder', 'neck', 'head')
+#: Progress steps of a conversion: read, map + tokenizer, LLaVA check, parts; LLaVA
+#: weights, tokenizer + SAM, lisakit checkpoint + config.
+CONVERSION_STEPS = 7
 
 #: Prefix of the tower's keys in CLIPModel (and transformers 4 CLIPVisionModel) files.
 CLIP_PREFIX = 'vision_model.'
@@ -331,6 +335,7 @@ def convert_lisa_checkpoint(
     vision_tower: Optional[str] = None,
     dtype: Optional[str] = None,
     max_shard_size: str = '5GB',
+    progress: bool = True,
 ) -> ConversionReport:
     """Convert the LISA checkpoint in ``src_dir`` into a lisakit model folder ``out_dir``.
 
@@ -346,12 +351,15 @@ def convert_lisa_checkpoint(
             it is a local folder or cached hub id.
         dtype: Store the weights in this dtype (e.g. ``'bfloat16'``); default: as stored.
         max_shard_size: Shard size of the written LLaVA safetensors.
+        progress: Show a progress bar (on stderr) over the conversion's steps.
 
     Returns:
         The :class:`ConversionReport` (also written to ``export_info.json``).
     """
-    converted = _convert(src_dir, out_dir, config, vision_tower)
-    _write(converted, out_dir, getattr(torch, dtype) if dtype else None, max_shard_size)
+    with progress_bar(CONVERSION_STEPS, enabled=progress) as bar:
+        tick = bar.update if bar is not None else (lambda: None)
+        converted = _convert(src_dir, out_dir, config, vision_tower, tick)
+        _write(converted, out_dir, getattr(torch, dtype) if dtype else None, max_shard_size, tick)
     return converted.report
 
 
@@ -369,13 +377,20 @@ class _Converted:
 
 
 def _convert(
-    src_dir: str, out_dir: str, config: Union[str, Config], vision_tower: Optional[str]
+    src_dir: str,
+    out_dir: str,
+    config: Union[str, Config],
+    vision_tower: Optional[str],
+    tick: Callable[[], None],
 ) -> _Converted:
-    """Read, map, complete and check the weights (nothing is written)."""
+    """Read, map, complete and check the weights (nothing is written); ``tick`` after
+    each of four steps."""
     state = read_state_dict(src_dir)
+    tick()
     mapped, dropped = map_keys(state)
     src_cfg = _read_json(os.path.join(src_dir, 'config.json'))
     tokenizer, added = lisakit_tokenizer(src_dir, bool(src_cfg.get('mm_use_im_start_end', True)))
+    tick()
     target = {dst: state[src] for src, dst in mapped.items()}
     llava_state = {
         k[len(LLAVA_PREFIX) :]: v for k, v in target.items() if k.startswith(LLAVA_PREFIX)
@@ -387,8 +402,10 @@ def _convert(
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     llava = _llava_config(src_cfg, vision, rows, image_id)
     _check_llava(llava, llava_state, src_dir)
+    tick()
     cfg = converted_config(config, out_dir, src_cfg, llava)
     sam, lean = split_lisa_parts(rest, cfg, llava.text_config.hidden_size)
+    tick()
     report = ConversionReport(
         source=os.path.abspath(src_dir),
         num_source_keys=len(state),
@@ -404,20 +421,28 @@ def _convert(
 
 
 def _write(
-    converted: _Converted, out_dir: str, dtype: Optional[torch.dtype], max_shard_size: str
+    converted: _Converted,
+    out_dir: str,
+    dtype: Optional[torch.dtype],
+    max_shard_size: str,
+    tick: Callable[[], None],
 ) -> None:
-    """Write the converted folder (see the module docstring)."""
+    """Write the converted folder (see the module docstring); ``tick`` after each of
+    three steps."""
     llava_dir = os.path.join(out_dir, LLAVA_DIR)
     os.makedirs(llava_dir, exist_ok=True)
     converted.llava.save_pretrained(llava_dir)
     save_torch_state_dict(
         _cast(converted.llava_state, dtype), llava_dir, max_shard_size=max_shard_size
     )
+    tick()
     converted.tokenizer.save_pretrained(os.path.join(out_dir, TOKENIZER_DIR))
     # atomic: a failed (re)conversion never leaves a truncated checkpoint behind
     sam = _cast(converted.sam, dtype)
     atomic_write(os.path.join(out_dir, SAM_FILE), lambda tmp: torch.save(sam, tmp))
+    tick()
     ckpt = _lean_checkpoint(_cast(converted.lean, dtype), converted.report)
     atomic_write(os.path.join(out_dir, CHECKPOINT_FILE), lambda tmp: torch.save(ckpt, tmp))
     atomic_write(os.path.join(out_dir, CONFIG_FILE), converted.cfg.dump)
     dump_json_atomic(dict(converted=asdict(converted.report)), os.path.join(out_dir, INFO_FILE))
+    tick()
