@@ -148,3 +148,12 @@ def test_loads_a_local_hf_folder(tmp_path):
         assert torch.equal(a, b), k
     with pytest.raises(ValueError, match='exactly one of `pretrained`'):
         _build(pretrained=str(tmp_path / 'qwen'))
+
+
+def test_8bit_quantizes_only_the_llm():
+    backbone = _build(trainable=dict(language_model='lora'), quantization=dict(bits=8))
+    int8 = [n for n, m in backbone.named_modules() if isinstance(m, bnb.nn.Linear8bitLt)]
+    assert len(int8) == backbone.num_quantized_layers == 2 * 7
+    assert all('.model.language_model.layers.' in n for n in int8)
+    out = backbone(*_inputs(backbone))
+    assert torch.isfinite(out['hidden_states']).all()
