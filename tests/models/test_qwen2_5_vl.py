@@ -157,3 +157,25 @@ def test_8bit_quantizes_only_the_llm():
     assert all('.model.language_model.layers.' in n for n in int8)
     out = backbone(*_inputs(backbone))
     assert torch.isfinite(out['hidden_states']).all()
+
+
+def test_batched_left_padded_generate_equals_batch_1():
+    backbone = _build(trainable=dict(language_model='full')).eval()
+    ids, mask, pixels, grid = _inputs(backbone)
+    prompts = [ids[i][mask[i].bool()][:-2] for i in range(2)]  # drop "<SEG> ."
+    length = max(len(p) for p in prompts)
+    pad = [length - len(p) for p in prompts]
+    left_ids = torch.stack(
+        [
+            torch.cat([torch.full((n,), backbone.tokenizer.pad_token_id), p])
+            for n, p in zip(pad, prompts)
+        ]
+    )
+    left_mask = (torch.arange(length)[None] >= torch.tensor(pad)[:, None]).long()
+    new = dict(max_new_tokens=4, min_new_tokens=4)
+    batched = backbone.generate(left_ids, left_mask, pixels, grid, **new)[:, length:]
+    split = int(grid[0].prod())
+    for i, (pix, thw) in enumerate([(pixels[:split], grid[:1]), (pixels[split:], grid[1:])]):
+        prompt = prompts[i][None]
+        single = backbone.generate(prompt, torch.ones_like(prompt), pix, thw, **new)
+        assert torch.equal(batched[i], single[0, prompt.shape[1] :])
