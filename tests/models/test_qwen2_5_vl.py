@@ -179,3 +179,17 @@ def test_batched_left_padded_generate_equals_batch_1():
         prompt = prompts[i][None]
         single = backbone.generate(prompt, torch.ones_like(prompt), pix, thw, **new)
         assert torch.equal(batched[i], single[0, prompt.shape[1] :])
+
+
+def test_supervised_logits_only():
+    backbone = _build(trainable=dict(language_model='full'), supervised_logits_only=True)
+    input_ids, mask, pixels, grid = _inputs(backbone)
+    labels = torch.full_like(input_ids, -100)
+    labels[:, -3:] = input_ids[:, -3:]  # "<SEG> ." (and padding of the short row)
+    labels[mask == 0] = -100
+    out = backbone(input_ids, mask, pixels, grid, labels=labels)
+    full = backbone.hf_model.lm_head(out['hidden_states'])  # (B, L, V)
+    batch, pos = (labels[:, 1:] != -100).nonzero(as_tuple=True)
+    assert torch.equal(out['logits_batch_index'], batch)
+    assert torch.allclose(out['logits'], full[batch, pos])
+    assert torch.equal(out['logits_labels'], labels[batch, pos + 1])

@@ -44,7 +44,7 @@ from .llm_adapters import (
     keep_4bit_weights_exact,
     quantize_random_model,
 )
-from .seg_states import seg_predicting_states
+from .seg_states import seg_predicting_states, supervised_logits
 from .trainable import apply_trainable, build_trainable
 
 #: Qwen2.5-VL's image placeholder and the tokens around each image.
@@ -77,6 +77,9 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
             :data:`QWEN_SKIP_MODULES` (only the LLM decoder is quantized).
         prepare_kbit: Run ``peft.prepare_model_for_kbit_training`` on a quantized model.
         gradient_checkpointing: Recompute activations in the backward pass.
+        supervised_logits_only: With labels, compute the LM-head logits only where the
+            next token is supervised, as (N, V) with ``logits_batch_index`` /
+            ``logits_labels`` (N,) (as :class:`LlavaBackbone`).
         torch_dtype: Parameter dtype name.
         init_cfg: mmengine init config.
     """
@@ -92,11 +95,13 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         quantization: Optional[dict] = None,
         prepare_kbit: bool = True,
         gradient_checkpointing: bool = False,
+        supervised_logits_only: bool = False,
         torch_dtype: str = 'float32',
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.trainable = build_trainable(trainable, lora, quantization)
+        self.supervised_logits_only = supervised_logits_only
         self.tokenizer = build_tokenizer(tokenizer, seg_token, QWEN_IMAGE_TOKEN)
         self._add_vision_tokens()
         ids = self.tokenizer.convert_tokens_to_ids
@@ -205,7 +210,9 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
 
         Returns:
             A dict with ``logits`` (B, L, V), ``hidden_states`` (B, L, D), ``input_ids``,
-            ``labels`` (B, L) and ``seg_embeds`` (list of B tensors (n_i, D)).
+            ``labels`` (B, L) and ``seg_embeds`` (list of B tensors (n_i, D)); with
+            ``supervised_logits_only`` and labels, ``logits`` (N, V) and
+            ``logits_batch_index`` / ``logits_labels`` (N,).
         """
         hf = self.hf_model
         out = hf.model(
@@ -216,13 +223,15 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
             mm_token_type_ids=self._mm_token_type_ids(input_ids),
         )
         hidden = out.last_hidden_state  # (B, L, D), after the final norm
-        return dict(
+        result = dict(
             hidden_states=hidden,
             input_ids=input_ids,
             labels=labels,
             seg_embeds=seg_predicting_states(hidden, input_ids, self.seg_token_id),
-            logits=hf.lm_head(hidden),  # (B, L, V)
         )
+        if labels is None or not self.supervised_logits_only:
+            return dict(result, logits=hf.lm_head(hidden))  # (B, L, V)
+        return dict(result, **supervised_logits(hf.lm_head, hidden, labels))
 
     @torch.no_grad()
     def generate(
