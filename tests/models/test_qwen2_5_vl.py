@@ -193,3 +193,11 @@ def test_supervised_logits_only():
     assert torch.equal(out['logits_batch_index'], batch)
     assert torch.allclose(out['logits'], full[batch, pos])
     assert torch.equal(out['logits_labels'], labels[batch, pos + 1])
+
+
+def test_trainable_projector_is_the_merger():
+    backbone = _build(trainable=dict(projector=True))
+    trainable = {n for n, p in backbone.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith('qwen.model.visual.merger.') for n in trainable)
+    with pytest.raises(ValueError, match="language_model='full'"):
+        _build(trainable=dict(language_model='full'), quantization=dict(bits=4))
