@@ -41,9 +41,9 @@ model = dict(
         pretrained=llava_path,
         seg_token=seg_token,
         torch_dtype='bfloat16',
-        freeze_language_model=True,
+        # LoRA on q/v plus all of embed_tokens and lm_head, as LISA
+        trainable=dict(language_model='lora', embeddings='all'),
         lora=dict(r=8, alpha=16, dropout=0.05, target_modules=['q_proj', 'v_proj']),
-        train_embeddings=True,  # all of embed_tokens and lm_head, as LISA
         gradient_checkpointing=True,
     ),
     sam_encoder=dict(checkpoint=sam_checkpoint, images_per_forward=1),

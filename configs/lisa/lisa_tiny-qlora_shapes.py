@@ -6,7 +6,7 @@
 _base_ = ['./lisa_tiny_shapes.py']
 model = dict(
     backbone=dict(
-        freeze_language_model=True,
+        trainable=dict(language_model='lora', embeddings='seg_rows'),
         quantization=dict(bits=4, quant_type='nf4', double_quant=True, compute_dtype='float32'),
         lora=dict(
             _delete_=True,
@@ -15,7 +15,6 @@ model = dict(
             dropout=0.05,
             target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj'],
         ),
-        train_seg_token_rows=True,
         supervised_logits_only=True,  # LM-head logits only where the loss reads them
     )
 )

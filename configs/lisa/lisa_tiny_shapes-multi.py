@@ -22,7 +22,7 @@ extra_words = [
 tokenizer = dict(type='WordTokenizer', extra_words=extra_words)
 # the tiny random CLIP and projector train too (tried for text rejection, kept as measured)
 model = dict(
-    backbone=dict(tokenizer=tokenizer, freeze_vision_tower=False, freeze_projector=False),
+    backbone=dict(tokenizer=tokenizer, trainable=dict(vision_tower=True, projector=True)),
     predict_mode='generate',
     generation_cfg=dict(max_new_tokens=12),
 )

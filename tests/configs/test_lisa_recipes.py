@@ -58,7 +58,7 @@ def repro():
 def test_repro_recipe_is_lisas_training(repro):
     backbone = repro.model.backbone
     assert backbone.lora == dict(r=8, alpha=16, dropout=0.05, target_modules=['q_proj', 'v_proj'])
-    assert backbone.train_embeddings and not backbone.get('train_seg_token_rows')
+    assert backbone.trainable == dict(language_model='lora', embeddings='all')
     assert backbone.get('quantization') is None and backbone.torch_dtype == 'bfloat16'
     assert (backbone.projector_type, backbone.use_im_start_end) == ('linear', True)
     assert backbone.gradient_checkpointing and backbone.seg_token == '[SEG]'
@@ -119,7 +119,8 @@ def test_repro_model_trains_lisas_parts(repro, tiny_cfg):
 def test_qlora_recipe_departs_as_documented(tiny_cfg):
     qlora = Config.fromfile(QLORA)
     backbone = qlora.model.backbone
-    assert backbone.quantization.bits == 4 and backbone.train_seg_token_rows
+    assert backbone.quantization.bits == 4
+    assert backbone.trainable == dict(language_model='lora', embeddings='seg_rows')
     assert backbone.lora.target_modules == ['q_proj', 'k_proj', 'v_proj', 'o_proj']
     assert qlora.default_hooks.checkpoint.get('save_best', 'cIoU') == 'cIoU'
     loader = qlora.train_dataloader

@@ -6,6 +6,8 @@ import torch
 
 from lisakit.registry import MODELS
 
+LORA = dict(vision_tower=False, projector=False, language_model='lora', embeddings='none')
+
 
 def _backbone(tiny_cfg, **overrides):
     cfg = copy.deepcopy(tiny_cfg.model.backbone.to_dict())
@@ -32,7 +34,7 @@ def _inputs(backbone, batch=2):
 
 
 def test_lora_targets_only_the_language_model(tiny_cfg):
-    backbone = _backbone(tiny_cfg, freeze_language_model=True, lora=dict(r=4, alpha=8, dropout=0.0))
+    backbone = _backbone(tiny_cfg, trainable=LORA, lora=dict(r=4, alpha=8, dropout=0.0))
     lora = [n for n, _ in backbone.named_parameters() if 'lora_' in n]
     assert lora and all('language_model' in n for n in lora)
     assert {n.split('.')[-4] for n in lora} == {'q_proj', 'k_proj', 'v_proj', 'o_proj'}
@@ -41,7 +43,7 @@ def test_lora_targets_only_the_language_model(tiny_cfg):
 
 
 def test_lora_gradients_flow_and_base_stays_frozen(tiny_cfg):
-    backbone = _backbone(tiny_cfg, freeze_language_model=True, lora=dict(r=4, alpha=8, dropout=0.0))
+    backbone = _backbone(tiny_cfg, trainable=LORA, lora=dict(r=4, alpha=8, dropout=0.0))
     before = {n: p.detach().clone() for n, p in backbone.named_parameters() if 'lora_' not in n}
     params = [p for p in backbone.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-2)
@@ -58,7 +60,7 @@ def test_lora_gradients_flow_and_base_stays_frozen(tiny_cfg):
 
 
 def test_full_llm_training_leaves_vision_frozen(tiny_cfg):
-    backbone = _backbone(tiny_cfg, freeze_language_model=False, lora=None)
+    backbone = _backbone(tiny_cfg, trainable=dict(language_model='full'), lora=None)
     hf = backbone.hf_model
     assert all(p.requires_grad for p in hf.model.language_model.parameters())
     assert all(p.requires_grad for p in hf.lm_head.parameters())

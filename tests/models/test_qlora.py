@@ -10,10 +10,9 @@ from lisakit.models.backbones.llm_adapters import build_bnb_config
 from lisakit.registry import MODELS
 
 QLORA = dict(
-    freeze_language_model=True,
+    trainable=dict(language_model='lora', embeddings='seg_rows'),
     quantization=dict(bits=4, quant_type='nf4', double_quant=True, compute_dtype='float32'),
     lora=dict(r=4, alpha=8, dropout=0.0),
-    train_seg_token_rows=True,
 )
 
 
@@ -147,8 +146,8 @@ def test_eval_forward_without_grad(qlora_backbone):
 
 
 def test_quantized_llm_cannot_train_in_full(tiny_cfg):
-    with pytest.raises(ValueError, match='freeze_language_model=True'):
-        _build(tiny_cfg, **dict(QLORA, freeze_language_model=False))
+    with pytest.raises(ValueError, match="cannot train in full.*language_model='full'"):
+        _build(tiny_cfg, **dict(QLORA, trainable=dict(language_model='full'), lora=None))
 
 
 def test_bnb_config_options():
@@ -163,7 +162,7 @@ def test_bnb_config_options():
 
 
 def test_full_embedding_option(tiny_cfg):
-    backbone = _build(tiny_cfg, freeze_language_model=True, train_embeddings=True)
+    backbone = _build(tiny_cfg, trainable=dict(language_model='frozen', embeddings='all'))
     hf = backbone.hf_model
     assert hf.get_input_embeddings().weight.requires_grad
     assert hf.get_output_embeddings().weight.requires_grad

@@ -15,12 +15,11 @@ model = dict(
         tokenizer=llava_path,
         pretrained=llava_path,
         torch_dtype='bfloat16',
-        freeze_language_model=True,
+        trainable=dict(language_model='lora', embeddings='seg_rows'),  # LoRA + <SEG> rows
         quantization=dict(bits=4, quant_type='nf4', double_quant=True, compute_dtype='bfloat16'),
         lora=dict(
             r=8, alpha=16, dropout=0.05, target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj']
         ),
-        train_seg_token_rows=True,
         gradient_checkpointing=True,
         # peft's prepare_model_for_kbit_training would upcast every unquantized weight
         # (CLIP, embeddings, LM head) to fp32: +1.1 GiB for 7B. Training runs in bf16 AMP,

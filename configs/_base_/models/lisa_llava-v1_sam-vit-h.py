@@ -20,7 +20,7 @@ model = dict(
         vision_feature_layer=-2,
         vision_feature_select_strategy='default',
         torch_dtype='bfloat16',
-        freeze_language_model=True,
+        trainable=dict(language_model='frozen'),
         supervised_logits_only=True,  # LM-head logits only where the loss reads them
         # 4-bit NF4: --cfg-options model.backbone.quantization.bits=4
         #            model.backbone.prepare_kbit=False

@@ -1,7 +1,7 @@
 # A tiny LISA with random weights, for CPU demos and tests: a 2-layer LLaVA (CLIP
 # 32 px / patch 8 -> 16 visual tokens, LLaMA hidden 128), a 2-block SAM encoder
 # (64 px / patch 4 -> 16 x 16 embedding, 64 channels) and a 64-d SAM decoder.
-# The tiny random LLM is trained in full (freeze_language_model=False, no LoRA): with its
+# The tiny random LLM is trained in full (trainable.language_model='full', no LoRA): with its
 # base frozen (as the 7B recipe freezes it and trains LoRA) the <SEG> state carried too
 # little of the query to learn in minutes; see configs/lisa/README.md for the measurements.
 sam_input_size = 64
@@ -34,9 +34,10 @@ model = dict(
             vision_feature_layer=-2,
             vision_feature_select_strategy='default',
         ),
-        freeze_vision_tower=True,
-        freeze_projector=True,
-        freeze_language_model=False,
+        # CLIP and the projector frozen, the whole tiny LLM (embeddings, LM head) trains
+        trainable=dict(
+            vision_tower=False, projector=False, language_model='full', embeddings='none'
+        ),
         lora=None,
     ),
     sam_encoder=dict(

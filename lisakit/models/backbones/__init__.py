@@ -1,5 +1,6 @@
 from .llava import LlavaBackbone
+from .qwen2_5_vl import Qwen2_5_VLBackbone
 from .sam_cache import SAMEmbeddingCache
 from .sam_encoder import SAMImageEncoder
 
-__all__ = ['LlavaBackbone', 'SAMImageEncoder', 'SAMEmbeddingCache']
+__all__ = ['LlavaBackbone', 'Qwen2_5_VLBackbone', 'SAMImageEncoder', 'SAMEmbeddingCache']

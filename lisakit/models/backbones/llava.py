@@ -34,6 +34,7 @@ from .projectors import (
     check_projector_type,
     llava_class,
 )
+from .trainable import apply_trainable, build_trainable
 
 #: CLIP feature selection: which hidden layer, and whether to keep the CLS token.
 VISION_SELECT_STRATEGIES = ('default', 'full')
@@ -53,19 +54,20 @@ class LlavaBackbone(BaseModule):
             are filled in from the tokenizer.
         seg_token: Text of the segmentation token.
         image_token: Text of the image placeholder token.
-        freeze_vision_tower: Keep the CLIP tower frozen.
-        freeze_projector: Keep the multimodal projector frozen.
-        freeze_language_model: Keep the LLM (embeddings, layers, LM head) frozen.
-        lora: ``None`` or a dict with ``r``, ``alpha``, ``dropout``, ``target_modules``,
-            ``bias`` for a peft LoRA on the language model only.
+        trainable: Which parts train (:mod:`.trainable`): ``vision_tower`` /
+            ``projector`` (bool, default False), ``language_model`` (``'frozen'``
+            (default), ``'lora'``, ``'full'``: LLM layers, embeddings and LM head) and
+            ``embeddings`` (``'none'`` (default), ``'seg_rows'``: only the ``<SEG>`` rows
+            of the input embeddings and LM head (peft trainable tokens), ``'all'``: the
+            whole matrices, LISA's choice). ``None``: everything frozen.
+        lora: LoRA settings for ``trainable.language_model='lora'`` (``None``: peft
+            defaults of lisakit): ``r``, ``alpha``, ``dropout``, ``target_modules``,
+            ``bias``; LoRA goes on the language model only.
         quantization: ``None`` or a dict for bitsandbytes (``bits`` 4 or 8,
             ``quant_type``, ``double_quant``, ``compute_dtype``, ``skip_modules``); only
             the language model is quantized by default.
         prepare_kbit: Run ``peft.prepare_model_for_kbit_training`` on a quantized model.
         gradient_checkpointing: Recompute LLM activations in the backward pass.
-        train_seg_token_rows: Train only the ``<SEG>`` rows of the input embeddings and
-            the LM head (peft trainable tokens).
-        train_embeddings: Train the whole input embeddings and LM head (LISA's choice).
         torch_dtype: Parameter dtype name (``'float32'``, ``'bfloat16'``, ...).
         projector_type: ``'mlp2x_gelu'`` (LLaVA-1.5, Hugging Face's projector) or
             ``'linear'`` (LLaVA-v1 / LISA: one ``Linear``). ``None``: the folder's
@@ -83,6 +85,9 @@ class LlavaBackbone(BaseModule):
         vision_feature_select_strategy: ``'default'`` (patch tokens, CLS dropped) or
             ``'full'``; ``None`` keeps the HF config's value.
         init_cfg: mmengine init config.
+        **legacy_flags: Deprecated ``freeze_vision_tower``, ``freeze_projector``,
+            ``freeze_language_model``, ``train_seg_token_rows``, ``train_embeddings``:
+            mapped onto ``trainable`` with a ``FutureWarning``.
     """
 
     def __init__(
@@ -92,15 +97,11 @@ class LlavaBackbone(BaseModule):
         llava_config: Optional[dict] = None,
         seg_token: str = SEG_TOKEN,
         image_token: str = IMAGE_TOKEN,
-        freeze_vision_tower: bool = True,
-        freeze_projector: bool = True,
-        freeze_language_model: bool = True,
+        trainable: Optional[dict] = None,
         lora: Optional[dict] = None,
         quantization: Optional[dict] = None,
         prepare_kbit: bool = True,
         gradient_checkpointing: bool = False,
-        train_seg_token_rows: bool = False,
-        train_embeddings: bool = False,
         torch_dtype: str = 'float32',
         projector_type: Optional[str] = None,
         use_im_start_end: bool = False,
@@ -108,6 +109,7 @@ class LlavaBackbone(BaseModule):
         vision_feature_select_strategy: Optional[str] = None,
         supervised_logits_only: bool = False,
         init_cfg: Optional[dict] = None,
+        **legacy_flags,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         check_projector_type(projector_type)
@@ -129,16 +131,7 @@ class LlavaBackbone(BaseModule):
             'vision_feature_select_strategy': vision_feature_select_strategy,
         }
         self._hf_overrides = {k: v for k, v in hf_overrides.items() if v is not None}
-        if quantization is not None and not freeze_language_model:
-            raise ValueError(
-                'A quantized language model cannot be trained in full; keep '
-                'freeze_language_model=True and train it through `lora`.'
-            )
-        if train_seg_token_rows and train_embeddings:
-            raise ValueError(
-                'Set either train_seg_token_rows (only the <SEG> rows) or '
-                'train_embeddings (the whole matrices), not both.'
-            )
+        self.trainable = build_trainable(trainable, lora, quantization, **legacy_flags)
         bnb = None if quantization is None else build_bnb_config(quantization)
         model = self._build_hf_model(pretrained, llava_config, getattr(torch, torch_dtype), bnb)
         model.config.image_token_id = self.image_token_id
@@ -154,10 +147,15 @@ class LlavaBackbone(BaseModule):
         elif gradient_checkpointing:
             model.gradient_checkpointing_enable({'use_reentrant': False})
             model.enable_input_require_grads()
-        rows = [self.seg_token_id] if train_seg_token_rows else []
-        self.llava = add_adapters(model, lora, rows)
-        self._unfreeze(
-            freeze_vision_tower, freeze_projector, freeze_language_model, train_embeddings
+        rows = [self.seg_token_id] if self.trainable.seg_rows else []
+        self.llava = add_adapters(model, (lora or {}) if self.trainable.lora else None, rows)
+        hf = self.hf_model
+        apply_trainable(
+            self.trainable,
+            vision_tower=hf.model.vision_tower,
+            projector=hf.model.multi_modal_projector,
+            language_model=[hf.model.language_model, hf.lm_head],
+            embeddings=[hf.get_input_embeddings(), hf.get_output_embeddings()],
         )
 
     # ------------------------------------------------------------------ build
@@ -202,24 +200,6 @@ class LlavaBackbone(BaseModule):
         vision = config.vision_config
         patches = (vision.image_size // vision.patch_size) ** 2
         return patches + int(config.vision_feature_select_strategy == 'full')
-
-    def _unfreeze(
-        self,
-        freeze_vision_tower: bool,
-        freeze_projector: bool,
-        freeze_language_model: bool,
-        train_embeddings: bool,
-    ) -> None:
-        """Make the configured parts trainable (everything else stays frozen)."""
-        hf = self.hf_model
-        hf.model.vision_tower.requires_grad_(not freeze_vision_tower)
-        hf.model.multi_modal_projector.requires_grad_(not freeze_projector)
-        if not freeze_language_model:
-            hf.model.language_model.requires_grad_(True)
-            hf.lm_head.requires_grad_(True)
-        if train_embeddings:
-            hf.get_input_embeddings().requires_grad_(True)
-            hf.get_output_embeddings().requires_grad_(True)
 
     # --------------------------------------------------------------- helpers
     @property

@@ -1,0 +1,265 @@
+"""Qwen2.5-VL backbone: a Hugging Face ``Qwen2_5_VLForConditionalGeneration`` with ``<SEG>``.
+
+The wrapper owns the tokenizer additions (``<SEG>``, and Qwen's vision tokens when a
+tokenizer lacks them), the trainable parts (:mod:`.trainable`), optional 4/8-bit
+quantization of the LLM only (bitsandbytes), LoRA on the LLM only and trainable
+``<SEG>`` rows (peft), and the selection of the hidden states that *predict* each
+``<SEG>`` (the state just before it, as :class:`LlavaBackbone`).
+
+Input contract (what a processor must produce; Qwen's chat template and dynamic-resolution
+image preprocessing live outside the model):
+
+- ``input_ids`` (B, L): the rendered chat, each image already expanded to
+  ``<|vision_start|>`` + ``<|image_pad|>`` x n + ``<|vision_end|>`` with
+  n = t * h * w / spatial_merge_size ** 2 for its ``image_grid_thw`` row (what
+  ``Qwen2_5_VLProcessor`` writes); padding on the right for training, on the left for
+  batched ``generate``.
+- ``attention_mask`` (B, L), 1 for real tokens.
+- ``pixel_values`` (sum of t * h * w over the batch's images, C * temporal_patch_size *
+  patch_size ** 2): the flattened patches of ``Qwen2VLImageProcessor``, images concatenated
+  in the order of their ``<|image_pad|>`` runs.
+- ``image_grid_thw`` (num_images, 3) long: the (t, h, w) patch grid of each image.
+- ``labels`` (B, L) or None, ``-100`` where ignored.
+
+The 3D (M-RoPE) positions need ``mm_token_type_ids``; the backbone derives them from the
+``<|image_pad|>`` positions.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from mmengine.model import BaseModule
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+from lisakit.registry import MODELS
+from lisakit.tokenizers import build_tokenizer
+from lisakit.utils.constants import SEG_TOKEN
+
+from .llm_adapters import (
+    add_adapters,
+    build_bnb_config,
+    count_quantized,
+    keep_4bit_weights_exact,
+    quantize_random_model,
+)
+from .seg_states import seg_predicting_states, supervised_logits
+from .trainable import apply_trainable, build_trainable
+
+#: Qwen2.5-VL's image placeholder and the tokens around each image.
+QWEN_IMAGE_TOKEN = '<|image_pad|>'
+QWEN_VISION_START = '<|vision_start|>'
+QWEN_VISION_END = '<|vision_end|>'
+#: Module-name prefixes kept unquantized: the vision encoder (with its merger) and LM head.
+QWEN_SKIP_MODULES = ('model.visual', 'lm_head')
+#: ``mm_token_type_ids`` value of image tokens (text 0, image 1, video 2).
+IMAGE_TYPE_ID = 1
+
+
+@MODELS.register_module()
+class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
+    """A Qwen2.5-VL vision-language model that emits ``<SEG>`` hidden states.
+
+    Args:
+        tokenizer: Tokenizer config (see :func:`lisakit.tokenizers.build_tokenizer`).
+        pretrained: Local folder of a Hugging Face Qwen2.5-VL checkpoint (e.g.
+            Qwen2.5-VL-7B-Instruct). Mutually exclusive with ``qwen_config``.
+        qwen_config: Keyword arguments of ``transformers.Qwen2_5_VLConfig`` for a randomly
+            initialised model (``vision_config`` / ``text_config`` dicts). The token ids
+            (vocabulary, image, vision start / end, pad) come from the tokenizer.
+        seg_token: Text of the segmentation token.
+        trainable: Which parts train (:mod:`.trainable`): ``vision_tower`` (the ViT),
+            ``projector`` (its patch merger), ``language_model`` and ``embeddings``.
+        lora: LoRA settings for ``trainable.language_model='lora'`` (LLM only).
+        quantization: ``None`` or a bitsandbytes dict (see
+            :func:`.llm_adapters.build_bnb_config`); ``skip_modules`` defaults to
+            :data:`QWEN_SKIP_MODULES` (only the LLM decoder is quantized).
+        prepare_kbit: Run ``peft.prepare_model_for_kbit_training`` on a quantized model.
+        gradient_checkpointing: Recompute activations in the backward pass.
+        supervised_logits_only: With labels, compute the LM-head logits only where the
+            next token is supervised, as (N, V) with ``logits_batch_index`` /
+            ``logits_labels`` (N,) (as :class:`LlavaBackbone`).
+        torch_dtype: Parameter dtype name.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Union[str, dict],
+        pretrained: Optional[str] = None,
+        qwen_config: Optional[dict] = None,
+        seg_token: str = SEG_TOKEN,
+        trainable: Optional[dict] = None,
+        lora: Optional[dict] = None,
+        quantization: Optional[dict] = None,
+        prepare_kbit: bool = True,
+        gradient_checkpointing: bool = False,
+        supervised_logits_only: bool = False,
+        torch_dtype: str = 'float32',
+        init_cfg: Optional[dict] = None,
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.trainable = build_trainable(trainable, lora, quantization)
+        self.supervised_logits_only = supervised_logits_only
+        self.tokenizer = build_tokenizer(tokenizer, seg_token, QWEN_IMAGE_TOKEN)
+        self._add_vision_tokens()
+        ids = self.tokenizer.convert_tokens_to_ids
+        self.seg_token_id, self.image_token_id = ids(seg_token), ids(QWEN_IMAGE_TOKEN)
+        bnb = None
+        if quantization is not None:
+            bnb = build_bnb_config({'skip_modules': QWEN_SKIP_MODULES, **quantization})
+        model = self._build_hf_model(pretrained, qwen_config, getattr(torch, torch_dtype), bnb)
+        self.num_quantized_layers = count_quantized(model) if bnb is not None else 0
+        if bnb is not None:
+            keep_4bit_weights_exact(model)
+        model.requires_grad_(False)
+        if bnb is not None and prepare_kbit:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, gradient_checkpointing)
+        elif gradient_checkpointing:
+            model.gradient_checkpointing_enable({'use_reentrant': False})
+            model.enable_input_require_grads()
+        rows = [self.seg_token_id] if self.trainable.seg_rows else []
+        self.qwen = add_adapters(model, (lora or {}) if self.trainable.lora else None, rows)
+        hf = self.hf_model
+        apply_trainable(
+            self.trainable,
+            vision_tower=hf.model.visual,
+            projector=hf.model.visual.merger,
+            language_model=[hf.model.language_model, hf.lm_head],
+            embeddings=[hf.get_input_embeddings(), hf.get_output_embeddings()],
+        )
+
+    # ------------------------------------------------------------------ build
+    def _add_vision_tokens(self) -> None:
+        """Add ``<|vision_start|>`` / ``<|vision_end|>`` when missing (tiny tokenizers)."""
+        missing = [
+            t for t in (QWEN_VISION_START, QWEN_VISION_END) if t not in self.tokenizer.get_vocab()
+        ]
+        if missing:
+            self.tokenizer.add_special_tokens(
+                {'additional_special_tokens': missing}, replace_extra_special_tokens=False
+            )
+
+    def _token_ids(self) -> dict:
+        ids = self.tokenizer.convert_tokens_to_ids
+        return dict(
+            image_token_id=ids(QWEN_IMAGE_TOKEN),
+            vision_start_token_id=ids(QWEN_VISION_START),
+            vision_end_token_id=ids(QWEN_VISION_END),
+        )
+
+    def _build_hf_model(
+        self,
+        pretrained: Optional[str],
+        qwen_config: Optional[dict],
+        dtype: torch.dtype,
+        bnb=None,
+    ) -> Qwen2_5_VLForConditionalGeneration:
+        """Load (or randomly build) the model, resized to the tokenizer, quantized if asked."""
+        if (pretrained is None) == (qwen_config is None):
+            raise ValueError(
+                'Qwen2_5_VLBackbone needs exactly one of `pretrained` (a local HF folder) '
+                'or `qwen_config` (a dict for transformers.Qwen2_5_VLConfig); got '
+                f'pretrained={pretrained!r}, qwen_config={"set" if qwen_config else None}.'
+            )
+        if pretrained is not None:
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                pretrained, dtype=dtype, quantization_config=bnb, local_files_only=True
+            )
+            model.resize_token_embeddings(len(self.tokenizer))
+            model.config.update(self._token_ids())
+            return model
+        cfg = dict(qwen_config)
+        text_cfg = dict(cfg.pop('text_config'))
+        text_cfg.setdefault('vocab_size', len(self.tokenizer))
+        for key in ('pad_token_id', 'bos_token_id', 'eos_token_id'):
+            text_cfg.setdefault(key, getattr(self.tokenizer, key))
+        config = Qwen2_5_VLConfig(text_config=text_cfg, **self._token_ids(), **cfg)
+        model = Qwen2_5_VLForConditionalGeneration(config).to(dtype)
+        return model if bnb is None else quantize_random_model(model, bnb, dtype)
+
+    # --------------------------------------------------------------- helpers
+    @property
+    def hf_model(self) -> Qwen2_5_VLForConditionalGeneration:
+        """The underlying ``Qwen2_5_VLForConditionalGeneration`` (inside peft if any)."""
+        get_base = getattr(self.qwen, 'get_base_model', None)
+        return get_base() if get_base is not None else self.qwen
+
+    @property
+    def hidden_size(self) -> int:
+        """Hidden size D of the language model."""
+        return self.hf_model.config.text_config.hidden_size
+
+    def _mm_token_type_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) int: 1 at ``<|image_pad|>``, 0 elsewhere (drives the 3D positions)."""
+        return (input_ids == self.image_token_id).int() * IMAGE_TYPE_ID
+
+    # --------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        image_grid_thw: torch.Tensor,
+        labels: Optional[torch.Tensor] = None,
+    ) -> dict:
+        """Run Qwen2.5-VL on a batch (inputs as in the module docstring).
+
+        Returns:
+            A dict with ``logits`` (B, L, V), ``hidden_states`` (B, L, D), ``input_ids``,
+            ``labels`` (B, L) and ``seg_embeds`` (list of B tensors (n_i, D)); with
+            ``supervised_logits_only`` and labels, ``logits`` (N, V) and
+            ``logits_batch_index`` / ``logits_labels`` (N,).
+        """
+        hf = self.hf_model
+        out = hf.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            pixel_values=pixel_values.to(hf.dtype),
+            image_grid_thw=image_grid_thw,
+            mm_token_type_ids=self._mm_token_type_ids(input_ids),
+        )
+        hidden = out.last_hidden_state  # (B, L, D), after the final norm
+        result = dict(
+            hidden_states=hidden,
+            input_ids=input_ids,
+            labels=labels,
+            seg_embeds=seg_predicting_states(hidden, input_ids, self.seg_token_id),
+        )
+        if labels is None or not self.supervised_logits_only:
+            return dict(result, logits=hf.lm_head(hidden))  # (B, L, V)
+        return dict(result, **supervised_logits(hf.lm_head, hidden, labels))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        image_grid_thw: torch.Tensor,
+        **generation_kwargs,
+    ) -> torch.Tensor:
+        """Greedy-decode with Hugging Face ``generate`` (KV cache on).
+
+        Returns:
+            (B, L + n) prompt ids followed by the generated ids.
+        """
+        kwargs = dict(
+            do_sample=False,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+            suppress_tokens=[self.image_token_id],  # a generated image token has no pixels
+        )
+        kwargs.update(generation_kwargs)
+        hf = self.hf_model
+        return hf.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            pixel_values=pixel_values.to(hf.dtype),
+            image_grid_thw=image_grid_thw,
+            mm_token_type_ids=self._mm_token_type_ids(input_ids),
+            **kwargs,
+        )
