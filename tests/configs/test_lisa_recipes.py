@@ -62,7 +62,9 @@ def test_repro_recipe_is_lisas_training(repro):
     assert backbone.get('quantization') is None and backbone.torch_dtype == 'bfloat16'
     assert (backbone.projector_type, backbone.use_im_start_end) == ('linear', True)
     assert backbone.gradient_checkpointing and backbone.seg_token == '[SEG]'
-    losses = [repro.model[k].loss_weight for k in ('loss_ce', 'loss_bce', 'loss_dice')]
+    mask_losses = repro.model.head.loss_decode
+    assert [loss.type for loss in mask_losses] == ['MaskBCELoss', 'DiceLoss']
+    losses = [repro.model.loss_ce.loss_weight] + [loss.loss_weight for loss in mask_losses]
     assert losses == [1.0, 2.0, 0.5]
     # data: 9:3:3:1, 3 queries per image, explanatory 0.1, fresh draws, 224-px CLIP
     loader = repro.train_dataloader

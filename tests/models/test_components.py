@@ -90,8 +90,9 @@ def test_sam_head_one_mask_per_prompt_and_backward():
     head = _head()
     emb = torch.randn(2, 64, 16, 16)
     prompts = [torch.randn(3, 64, requires_grad=True), torch.randn(0, 64)]
-    masks = head(emb, prompts)
+    masks, ious = head(emb, prompts)
     assert [tuple(m.shape) for m in masks] == [(3, 64, 64), (0, 64, 64)]
+    assert [tuple(i.shape) for i in ious] == [(3,), (0,)]
     masks[0].sum().backward()
     assert torch.isfinite(prompts[0].grad).all() and prompts[0].grad.abs().sum() > 0
     assert not any(p.requires_grad for p in head.prompt_encoder.parameters())

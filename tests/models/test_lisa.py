@@ -178,3 +178,41 @@ def test_missing_component_names_key_and_example(tiny_model_cfg):
     del tiny_model_cfg['neck']
     with pytest.raises(ValueError, match=r"model.neck is missing.*type='SegProjector'"):
         MODELS.build(tiny_model_cfg)
+
+
+def test_old_configs_mask_losses_move_into_the_head(tiny_model_cfg):
+    """``model.loss_bce`` / ``model.loss_dice`` (older configs) become ``head.loss_decode``."""
+    head = tiny_model_cfg['head']
+    del head['loss_decode']
+    tiny_model_cfg.update(
+        loss_bce=dict(type='MaskBCELoss', loss_weight=3.0),
+        loss_dice=dict(type='DiceLoss', loss_weight=0.25),
+    )
+    losses = MODELS.build(tiny_model_cfg).head.loss_decode
+    assert [(type(x).__name__, x.loss_name, x.loss_weight) for x in losses] == [
+        ('MaskBCELoss', 'loss_bce', 3.0),
+        ('DiceLoss', 'loss_dice', 0.25),
+    ]
+    tiny_model_cfg['head'] = dict(head, loss_decode=dict(type='DiceLoss'))
+    with pytest.raises(ValueError, match='model.head.loss_decode only'):
+        MODELS.build(tiny_model_cfg)
+
+
+def test_head_loss_names_must_be_unique(tiny_model_cfg):
+    tiny_model_cfg['head']['loss_decode'] = [dict(type='DiceLoss'), dict(type='DiceLoss')]
+    with pytest.raises(ValueError, match='loss_name must be unique'):
+        MODELS.build(tiny_model_cfg)
+
+
+def test_models_do_not_import_evaluation():
+    """Training IoU comes from lisakit.utils.mask_iou: models never import evaluation."""
+    import ast
+    import pathlib
+
+    import lisakit.models
+
+    root = pathlib.Path(lisakit.models.__file__).parent
+    for path in root.rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith('lisakit.evaluation'), path

@@ -32,9 +32,15 @@ model = dict(
         torch_dtype='bfloat16',
     ),
     neck=dict(type='SegProjector', out_channels=256),
-    head=dict(type='SAMHead', checkpoint=lisa_dir + '/sam.pth'),
+    head=dict(
+        type='SAMHead',
+        checkpoint=lisa_dir + '/sam.pth',
+        # the head owns the mask losses: LISA's 2.0 x BCE + 0.5 x Dice
+        loss_decode=[
+            dict(type='MaskBCELoss', loss_weight=2.0),
+            dict(type='DiceLoss', loss_weight=0.5),
+        ],
+    ),
     predict_mode='teacher_forced',
     loss_ce=dict(type='LMCrossEntropyLoss', loss_weight=1.0),
-    loss_bce=dict(type='MaskBCELoss', loss_weight=2.0),
-    loss_dice=dict(type='DiceLoss', loss_weight=0.5),
 )

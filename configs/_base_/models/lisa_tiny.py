@@ -65,11 +65,14 @@ model = dict(
         decoder_mlp_dim=256,
         decoder_num_heads=2,
         iou_head_hidden_dim=64,
+        # the head owns the mask losses: LISA's 2.0 x BCE + 0.5 x Dice
+        loss_decode=[
+            dict(type='MaskBCELoss', loss_weight=2.0),
+            dict(type='DiceLoss', loss_weight=0.5),
+        ],
     ),
     # LISA's chat writes up to 512 new tokens (the default); the tiny demo answers "<SEG>."
     # and its context is 256 positions, so generation stops at 32 (a random LLM never ends).
     generation_cfg=dict(max_new_tokens=32),
     loss_ce=dict(type='LMCrossEntropyLoss', loss_weight=1.0),
-    loss_bce=dict(type='MaskBCELoss', loss_weight=2.0),
-    loss_dice=dict(type='DiceLoss', loss_weight=0.5),
 )

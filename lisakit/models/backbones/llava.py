@@ -348,17 +348,26 @@ class LlavaBackbone(BaseModule):
         attention_mask: torch.Tensor,
         pixel_values: torch.Tensor,
         **generation_kwargs,
-    ) -> torch.Tensor:
-        """Greedy-decode an answer with Hugging Face ``generate`` (KV cache on).
+    ) -> dict:
+        """Greedy-decode a batch of answers with Hugging Face ``generate`` (KV cache on),
+        keeping the hidden states that predict each generated ``<SEG>``.
+
+        ``generate`` returns each step's final (normed) hidden states; the state at the
+        last position of step t is the one whose logits chose token t, so the ``<SEG>``
+        states need no second forward pass.
 
         Args:
-            input_ids: (1, L) prompt ids ending with the assistant role, one ``<image>``.
-            attention_mask: (1, L).
-            pixel_values: (1, 3, S, S).
+            input_ids: (N, L) prompt ids ending with the assistant role, one ``<image>``
+                each, left-padded (padding first, ``attention_mask`` 0 there).
+            attention_mask: (N, L).
+            pixel_values: (N, 3, S, S).
             **generation_kwargs: Passed to ``generate`` (``max_new_tokens``, ...).
 
         Returns:
-            (1, L' + n) expanded prompt ids followed by the generated ids.
+            A dict with ``sequences`` (N, L' + T) the expanded prompts followed by the
+            generated ids, ``new_tokens`` (N, T) the generated ids (padding after a
+            row's EOS) and ``seg_embeds``, N tensors (k_n, D) of the states that
+            predicted the row's generated ``<SEG>`` tokens, in order.
         """
         ids, mask, _ = self.expand_image_tokens(input_ids, attention_mask)
         kwargs = dict(
@@ -369,8 +378,18 @@ class LlavaBackbone(BaseModule):
             suppress_tokens=[self.image_token_id],
         )
         kwargs.update(generation_kwargs)
+        kwargs.update(output_hidden_states=True, return_dict_in_generate=True)
         hf = self.hf_model
         self._check_pixels(pixel_values)
-        return hf.generate(
+        out = hf.generate(
             input_ids=ids, attention_mask=mask, pixel_values=pixel_values.to(hf.dtype), **kwargs
+        )
+        new_tokens = out.sequences[:, ids.shape[1] :]  # (N, T)
+        # step t: a tuple of every layer's states (N, l_t, D), the last one normed
+        states = torch.stack([step[-1][:, -1] for step in out.hidden_states], dim=1)  # (N, T, D)
+        is_seg = new_tokens == self.seg_token_id  # (N, T)
+        return dict(
+            sequences=out.sequences,
+            new_tokens=new_tokens,
+            seg_embeds=[states[n][is_seg[n]] for n in range(len(states))],
         )

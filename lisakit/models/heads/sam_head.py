@@ -6,15 +6,16 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 
 from lisakit.registry import MODELS
 from lisakit.utils.checkpoint import load_sam_weights
 
+from .base_mask_head import DEFAULT_LOSS_DECODE, BaseMaskHead
+
 
 @MODELS.register_module()
-class SAMHead(BaseModule):
+class SAMHead(BaseMaskHead):
     """Decode one mask per ``<SEG>`` prompt over a frozen SAM image embedding.
 
     Each projected ``<SEG>`` embedding is one sparse prompt token; the dense prompt
@@ -35,6 +36,8 @@ class SAMHead(BaseModule):
         checkpoint: Optional local SAM checkpoint.
         freeze_prompt_encoder: Keep the prompt encoder frozen (LISA does).
         freeze_mask_decoder: Keep the mask decoder frozen (LISA trains it).
+        loss_decode: The mask losses (see :class:`BaseMaskHead`); LISA's 2.0 BCE +
+            0.5 Dice by default.
         init_cfg: mmengine init config.
     """
 
@@ -53,9 +56,10 @@ class SAMHead(BaseModule):
         checkpoint: Optional[str] = None,
         freeze_prompt_encoder: bool = True,
         freeze_mask_decoder: bool = False,
+        loss_decode: Union[dict, Sequence[dict]] = DEFAULT_LOSS_DECODE,
         init_cfg: Optional[dict] = None,
     ) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(loss_decode=loss_decode, init_cfg=init_cfg)
         self.embed_dim = embed_dim
         self.image_embedding_size = image_embedding_size
         self.input_image_size = input_image_size
@@ -87,19 +91,17 @@ class SAMHead(BaseModule):
         self,
         image_embeddings: torch.Tensor,
         prompts: Sequence[torch.Tensor],
-        return_iou: bool = False,
-    ) -> Union[list[torch.Tensor], tuple[list[torch.Tensor], list[torch.Tensor]]]:
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Decode low-resolution mask logits.
 
         Args:
             image_embeddings: (B, C, h, w) SAM image embeddings.
             prompts: B tensors of shape (n_i, C), one row per ``<SEG>``.
-            return_iou: Also return the mask decoder's IoU predictions (SAM's
-                ``iou_predictions`` of mask token 0; LISA ignores them).
 
         Returns:
-            B tensors of shape (n_i, 4h, 4w) low-resolution mask logits, and with
-            ``return_iou`` B tensors of shape (n_i,) predicted IoUs.
+            B tensors of shape (n_i, 4h, 4w) low-resolution mask logits, and B tensors
+            of shape (n_i,) predicted IoUs (SAM's ``iou_predictions`` of mask token 0;
+            LISA ignores them).
         """
         dtype = self.mask_decoder.iou_token.weight.dtype
         image_embeddings = image_embeddings.to(dtype)
@@ -124,7 +126,7 @@ class SAMHead(BaseModule):
             )  # (n, 1, 4h, 4w), (n, 1)
             masks.append(low_res[:, 0])
             ious.append(iou[:, 0])
-        return (masks, ious) if return_iou else masks
+        return masks, ious
 
     def postprocess(
         self, masks: torch.Tensor, input_size: Sequence[int], original_size: Sequence[int]

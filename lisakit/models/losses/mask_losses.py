@@ -68,11 +68,14 @@ class MaskBCELoss(nn.Module):
 
     Args:
         loss_weight: Multiplier (2.0 in LISA).
+        loss_name: Key of this loss in the loss dict (mmengine sums keys starting
+            with ``loss_``).
     """
 
-    def __init__(self, loss_weight: float = 2.0) -> None:
+    def __init__(self, loss_weight: float = 2.0, loss_name: str = 'loss_bce') -> None:
         super().__init__()
         self.loss_weight = loss_weight
+        self.loss_name = loss_name
 
     def forward(self, logits: MaskInput, targets: MaskInput) -> torch.Tensor:
         """Weighted mean BCE over all masks; targets are 0/1."""
@@ -87,13 +90,19 @@ class DiceLoss(nn.Module):
         loss_weight: Multiplier (0.5 in LISA).
         scale: Scale s dividing the sums (1000 in LISA).
         eps: Epsilon added to numerator and denominator (1e-6 in LISA).
+        loss_name: Key of this loss in the loss dict.
     """
 
     def __init__(
-        self, loss_weight: float = 0.5, scale: float = DICE_SCALE, eps: float = DICE_EPS
+        self,
+        loss_weight: float = 0.5,
+        scale: float = DICE_SCALE,
+        eps: float = DICE_EPS,
+        loss_name: str = 'loss_dice',
     ) -> None:
         super().__init__()
         self.loss_weight = loss_weight
+        self.loss_name = loss_name
         self.scale = scale
         self.eps = eps
 

@@ -125,3 +125,31 @@ def match_to_targets(
     if sum(wanted) == total:
         parts = [match_count(p, k) for p, k in zip(parts, wanted)]
     return match_count(torch.cat(list(parts)), total)
+
+
+def left_padded_prompts(
+    input_ids: torch.Tensor, labels: torch.Tensor, pad_id: int, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompt of each sequence (its ids up to the first supervised label), left-padded.
+
+    Args:
+        input_ids: (N, L) right-padded sequences.
+        labels: (N, L) their labels, ``ignore_index`` where not supervised.
+        pad_id: Id written in the padding.
+        ignore_index: The unsupervised label value.
+
+    Returns:
+        ``(ids, mask)`` (N, P), P the longest prompt: each prompt ends at column P - 1
+        (generation continues all rows at the same position) and ``mask`` is 0 on the
+        padding before it.
+    """
+    supervised = labels != ignore_index  # (N, L)
+    length = input_ids.shape[1]
+    starts = torch.where(supervised.any(1), supervised.int().argmax(1), length).tolist()  # N
+    width = max(starts)
+    ids = input_ids.new_full((len(starts), width), pad_id)
+    mask = input_ids.new_zeros((len(starts), width))
+    for n, start in enumerate(starts):
+        ids[n, width - start :] = input_ids[n, :start]
+        mask[n, width - start :] = 1
+    return ids, mask
