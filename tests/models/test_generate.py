@@ -75,3 +75,69 @@ def batch_item(batch, i):
     """The i-th packed sample of a pseudo-collated batch."""
     inputs = {k: v[i] for k, v in batch['inputs'].items()}
     return dict(inputs=inputs, data_samples=batch['data_samples'][i])
+
+
+def _force(tok, text):
+    """``prefix_allowed_tokens_fn`` writing ``text`` then EOS, whatever the batch layout:
+    the tokens written so far are the trailing run of the answer's tokens."""
+    answer = tok(text, add_special_tokens=False)['input_ids'] + [tok.eos_token_id]
+
+    def allowed(batch_id, ids):
+        ids, k = ids.tolist(), 0
+        while k < len(ids) and ids[len(ids) - 1 - k] in answer:
+            k += 1
+        return [answer[min(k, len(answer) - 1)]]
+
+    return allowed
+
+
+def test_batched_generate_equals_batch_one(model_and_data):
+    """One left-padded batch gives each sample's batch-1 ids, <SEG> states and masks."""
+    model, batch = model_and_data
+    data = model.data_preprocessor(copy.deepcopy(batch), False)
+    ids = data['inputs']['input_ids']
+    prompt_lengths = (data['inputs']['labels'] == -100).int().argmin(1)
+    assert len(set(prompt_lengths.tolist())) > 1, 'prompts of different lengths: padding used'
+    forced = _force(model.backbone.tokenizer, '<SEG> . <SEG>')
+    batched = _run(model, batch, 'generate', prefix_allowed_tokens_fn=forced)
+    free = model.backbone.generate(*_left_padded(model, data), max_new_tokens=6)
+    for i in range(len(ids)):
+        alone = _run(
+            model,
+            pseudo_collate([batch_item(batch, i)]),
+            'generate',
+            prefix_allowed_tokens_fn=forced,
+        )[0]
+        assert batched[i].num_generated_seg == alone.num_generated_seg == 2
+        assert batched[i].pred_text == alone.pred_text
+        assert torch.equal(batched[i].pred_masks, alone.pred_masks)
+        torch.testing.assert_close(batched[i].pred_iou_scores, alone.pred_iou_scores)
+        one = model.data_preprocessor(pseudo_collate([batch_item(batch, i)]), False)
+        single = model.backbone.generate(*_left_padded(model, one), max_new_tokens=6)
+        width = single['new_tokens'].shape[1]
+        assert torch.equal(free['new_tokens'][i, :width], single['new_tokens'][0])
+
+
+def _left_padded(model, data):
+    from lisakit.models.segmentors.grouping import left_padded_prompts
+
+    inputs = data['inputs']
+    pad = model.backbone.tokenizer.pad_token_id
+    ids, mask = left_padded_prompts(inputs['input_ids'], inputs['labels'], pad, -100)
+    return ids, mask, inputs['clip_images']
+
+
+def test_generate_returns_the_states_of_a_full_forward(model_and_data):
+    """The <SEG> states kept from ``generate`` equal a second full forward's (the old way)."""
+    model, batch = model_and_data
+    data = model.data_preprocessor(pseudo_collate([batch_item(batch, 0)]), False)
+    ids, mask, pixels = _left_padded(model, data)  # one prompt: no padding
+    forced = _force(model.backbone.tokenizer, '<SEG> . <SEG>')
+    with torch.no_grad():
+        out = model.backbone.generate(
+            ids, mask, pixels, max_new_tokens=6, prefix_allowed_tokens_fn=forced
+        )
+        seq = out['sequences']
+        full = model.backbone.forward_expanded(seq, torch.ones_like(seq), pixels)
+    assert len(out['seg_embeds'][0]) == 2
+    torch.testing.assert_close(out['seg_embeds'][0], full['seg_embeds'][0])

@@ -63,6 +63,12 @@ def is_one_per_sample(seq_to_sample: torch.Tensor) -> bool:
     )
 
 
+def per_sequence(rows: torch.Tensor, seq_to_sample: torch.Tensor) -> torch.Tensor:
+    """(B, ...) per-sample rows -> (N, ...): each sequence gets its sample's row (e.g. its
+    image's CLIP pixels, which LISA duplicates per sequence)."""
+    return rows if is_one_per_sample(seq_to_sample) else rows[seq_to_sample]
+
+
 def sample_counts(
     seq_counts: torch.Tensor, seq_to_sample: torch.Tensor, num_samples: int
 ) -> list[int]:
@@ -153,3 +159,38 @@ def left_padded_prompts(
         ids[n, width - start :] = input_ids[n, :start]
         mask[n, width - start :] = 1
     return ids, mask
+
+
+def fill_generated(
+    data_samples: Sequence,
+    preds: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    texts: Sequence[str],
+    seq_k: Sequence[int],
+    given: Sequence[int],
+    seq_to_sample: Sequence[int],
+) -> None:
+    """Write generated answers into their samples (``pred_text``, ``num_generated_seg``,
+    ``pred_masks``, ``pred_iou_scores``).
+
+    Args:
+        data_samples: The B samples.
+        preds: Per sample, its (n_i, H, W) bool masks and (n_i,) IoUs, the masks of its
+            sequences concatenated in order.
+        texts: Per sequence, its generated answer.
+        seq_k: Per sequence, the number of ``<SEG>`` it generated (sum per sample: n_i).
+        given: Per sequence, the ``<SEG>`` count of its given answer.
+        seq_to_sample: Per sequence, its sample.
+
+    With targets, each sample keeps one prediction per target (see
+    :func:`match_to_targets`) and its ``gt_masks`` move to the CPU for the metric.
+    """
+    for i, (ds, (masks, ious)) in enumerate(zip(data_samples, preds)):
+        seqs = [n for n, j in enumerate(seq_to_sample) if j == i]
+        ds.pred_text = '\n'.join(texts[n] for n in seqs)
+        ds.num_generated_seg = len(masks)
+        if 'gt_masks' in ds:  # one prediction per target (IoU 0 for padding)
+            split, wanted = [seq_k[n] for n in seqs], [given[n] for n in seqs]
+            masks = match_to_targets(masks.split(split), wanted, len(ds.gt_masks))
+            ious = match_to_targets(ious.split(split), wanted, len(ds.gt_masks))
+            ds.gt_masks = ds.gt_masks.cpu()
+        ds.pred_masks, ds.pred_iou_scores = masks, ious

@@ -13,10 +13,10 @@ from lisakit.utils.constants import MASK_LOGIT_THRESHOLD
 
 from .checks import check_dims, head_with_legacy_losses, log_trainable, require_parts
 from .grouping import (
+    fill_generated,
     group_rows,
-    is_one_per_sample,
     left_padded_prompts,
-    match_to_targets,
+    per_sequence,
     sample_counts,
     sample_mean,
     sequence_samples,
@@ -48,8 +48,7 @@ class LISA(BaseModel):
             backbone hidden size.
         head: Config of the mask head (``SAMHead``), with its losses (``loss_decode``).
         loss_ce: Config of the LM loss (weight 1.0 in LISA).
-        loss_bce: Deprecated: ``head.loss_decode``; moved there when set.
-        loss_dice: Deprecated: ``head.loss_decode``; moved there when set.
+        loss_bce, loss_dice: Deprecated: moved into ``head.loss_decode`` when set.
         predict_mode: ``'teacher_forced'`` (LISA's validation: masks from the given
             answer) or ``'generate'`` (greedy-decode the answer from the prompt; masks
             from the generated ``<SEG>`` tokens).
@@ -102,7 +101,6 @@ class LISA(BaseModel):
             if hasattr(part, 'init_weights'):
                 part.init_weights()
 
-    # ----------------------------------------------------------------- core
     def forward(
         self, inputs: dict, data_samples: Optional[SampleList] = None, mode: str = 'tensor'
     ):
@@ -134,7 +132,7 @@ class LISA(BaseModel):
         lm = self.backbone(
             inputs['input_ids'],
             inputs['attention_mask'],
-            self._clip_per_sequence(inputs['clip_images'], seq_to_sample),  # (N, 3, s, s)
+            per_sequence(inputs['clip_images'], seq_to_sample),  # (N, 3, s, s)
             inputs.get('labels'),
         )
         lm['seq_to_sample'] = seq_to_sample
@@ -142,11 +140,6 @@ class LISA(BaseModel):
         assert [len(e) for e in seg_embeds] == counts, 'one hidden state per <SEG>'
         prompts = self._project(torch.cat(seg_embeds)).split(counts)  # B x (n_i, C)
         return lm, image_embeddings, list(prompts)
-
-    @staticmethod
-    def _clip_per_sequence(clip_images: torch.Tensor, seq_to_sample: torch.Tensor) -> torch.Tensor:
-        """(B, 3, s, s) -> (N, 3, s, s): each sequence gets its image (LISA duplicates it)."""
-        return clip_images if is_one_per_sample(seq_to_sample) else clip_images[seq_to_sample]
 
     def _embed_images(self, images: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
         """SAM embeddings (B, C, h, w) of the images whose sample has a ``<SEG>``.
@@ -234,7 +227,7 @@ class LISA(BaseModel):
             self.backbone.tokenizer.pad_token_id,
             self.loss_ce.ignore_index,
         )  # (N, P)
-        pixels = self._clip_per_sequence(inputs['clip_images'], seq_to_sample)
+        pixels = per_sequence(inputs['clip_images'], seq_to_sample)
         out = self.backbone.generate(ids, mask, pixels, **generation_cfg)
         texts = self.backbone.tokenizer.batch_decode(out['new_tokens'], skip_special_tokens=True)
         seq_k = [len(e) for e in out['seg_embeds']]  # N: generated <SEG> per sequence
@@ -243,19 +236,8 @@ class LISA(BaseModel):
         image_embeddings = self.sam_encoder(inputs['sam_images'])  # (B, C, h, w)
         masks, ious = self.head.predict_masks(image_embeddings, prompts, data_samples)
         given = (inputs['input_ids'] == self.backbone.seg_token_id).sum(dim=1).tolist()  # N
-        owner = seq_to_sample.tolist()
-        for i, ds in enumerate(data_samples):
-            seqs = [n for n, j in enumerate(owner) if j == i]
-            ds.pred_text = '\n'.join(texts[n] for n in seqs)
-            ds.num_generated_seg = counts[i]
-            pred, iou = (masks[i] > MASK_LOGIT_THRESHOLD).cpu(), ious[i].float().cpu()
-            if 'gt_masks' in ds:  # one prediction per target (IoU 0 for padding)
-                split = [seq_k[n] for n in seqs]
-                wanted = [given[n] for n in seqs]
-                pred = match_to_targets(pred.split(split), wanted, len(ds.gt_masks))
-                iou = match_to_targets(iou.split(split), wanted, len(ds.gt_masks))
-                ds.gt_masks = ds.gt_masks.cpu()
-            ds.pred_masks, ds.pred_iou_scores = pred, iou
+        preds = [((m > MASK_LOGIT_THRESHOLD).cpu(), s.float().cpu()) for m, s in zip(masks, ious)]
+        fill_generated(data_samples, preds, texts, seq_k, given, seq_to_sample.tolist())
         return data_samples
 
     def _project(self, seg_embeds: torch.Tensor) -> torch.Tensor:
