@@ -1,6 +1,13 @@
 from .llava import LlavaBackbone
 from .qwen2_5_vl import Qwen2_5_VLBackbone
+from .sam2_encoder import SAM2ImageEncoder
 from .sam_cache import SAMEmbeddingCache
 from .sam_encoder import SAMImageEncoder
 
-__all__ = ['LlavaBackbone', 'Qwen2_5_VLBackbone', 'SAMImageEncoder', 'SAMEmbeddingCache']
+__all__ = [
+    'LlavaBackbone',
+    'Qwen2_5_VLBackbone',
+    'SAM2ImageEncoder',
+    'SAMImageEncoder',
+    'SAMEmbeddingCache',
+]

@@ -8,7 +8,7 @@ sequence: LISA's ``offset`` tensor written per sequence (``offset = [0, 3, 5]`` 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -67,6 +67,16 @@ def per_sequence(rows: torch.Tensor, seq_to_sample: torch.Tensor) -> torch.Tenso
     """(B, ...) per-sample rows -> (N, ...): each sequence gets its sample's row (e.g. its
     image's CLIP pixels, which LISA duplicates per sequence)."""
     return rows if is_one_per_sample(seq_to_sample) else rows[seq_to_sample]
+
+
+def fill_rows(feats: Any, keep: Sequence[int], total: int) -> Any:
+    """Features of ``len(keep)`` images (a tensor or a dict of tensors, rows first) placed
+    at rows ``keep`` of ``total`` all-zero rows."""
+    if isinstance(feats, dict):
+        return {k: fill_rows(v, keep, total) for k, v in feats.items()}
+    out = feats.new_zeros((total, *feats.shape[1:]))
+    out[keep] = feats
+    return out
 
 
 def sample_counts(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from mmengine.model import BaseModel
@@ -14,6 +14,7 @@ from lisakit.utils.constants import MASK_LOGIT_THRESHOLD
 from .checks import check_dims, head_with_legacy_losses, log_trainable, require_parts
 from .grouping import (
     fill_generated,
+    fill_rows,
     group_rows,
     left_padded_prompts,
     per_sequence,
@@ -141,20 +142,17 @@ class LISA(BaseModel):
         prompts = self._project(torch.cat(seg_embeds)).split(counts)  # B x (n_i, C)
         return lm, image_embeddings, list(prompts)
 
-    def _embed_images(self, images: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
-        """SAM embeddings (B, C, h, w) of the images whose sample has a ``<SEG>``.
-
-        Text-only samples (no ``<SEG>``, e.g. VQA) skip the SAM encoder: their rows
-        are zeros, and the head decodes no mask for them, so they add only the LM loss.
-        """
+    def _embed_images(self, images: torch.Tensor, counts: Sequence[int]) -> Any:
+        """Image features (e.g. (B, C, h, w), or a dict of maps) of the samples with a
+        ``<SEG>``; text-only samples (e.g. VQA) skip the encoder and get zeros (the head
+        decodes no mask for them, so they add only the LM loss)."""
         keep = [i for i, n in enumerate(counts) if n > 0]
         if len(keep) == len(counts):
             return self.sam_encoder(images)
         if keep:
-            embeds = self.sam_encoder(images[keep])  # (B', C, h, w)
-            out = embeds.new_zeros((len(counts), *embeds.shape[1:]))
-            out[keep] = embeds
-            return out
+            return fill_rows(self.sam_encoder(images[keep]), keep, len(counts))
+        if hasattr(self.sam_encoder, 'zeros'):
+            return self.sam_encoder.zeros(len(counts), images)
         side = self.sam_encoder.embedding_size
         return images.new_zeros((len(counts), self.sam_encoder.out_channels, side, side))
 

@@ -1,0 +1,35 @@
+# lisa_tiny_shapes.py with a SAM 2 head (configs/_base_/models/lisa_tiny_sam2.py): same data,
+# schedule and LLaVA; the frozen random Hiera feeds its high-resolution maps to the decoder.
+# `python tools/train.py configs/lisa/lisa_tiny_sam2_shapes.py`
+# Choices measured on 2 CPU cores (configs/lisa/README.md): colour queries (the text names
+# which of 2-4 shapes to segment); one fixed answer "<SEG>." in training as in validation
+# (with LISA's five answer templates, the irreducible CE on the template choice kept the
+# tiny LLM's <SEG> state from carrying the query); lr 1e-3.
+_base_ = [
+    '../_base_/models/lisa_tiny_sam2.py',
+    '../_base_/datasets/shapes_reasonseg.py',
+    '../_base_/schedules/schedule_cosine.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(backbone=dict(tokenizer={{_base_.tokenizer}}))
+
+query_weights = dict(color=1.0)
+train_dataloader = dict(
+    dataset=dict(num_samples=2000, answers=['<SEG>.'], query_weights=query_weights)
+)
+val_dataloader = dict(dataset=dict(query_weights=query_weights))
+test_dataloader = val_dataloader
+
+max_epochs = 6
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+param_scheduler = [
+    dict(
+        type='CosineAnnealingLR',
+        eta_min_ratio=0.01,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        convert_to_iter_based=True,
+    )
+]
+train_cfg = dict(max_epochs=max_epochs)
