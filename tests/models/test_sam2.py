@@ -129,3 +129,20 @@ def test_7b_sam2_config_swaps_only_the_mask_parts():
     assert sam2.sam_encoder.pretrained == sam2.head.pretrained
     for key in set(sam) - {'sam_encoder', 'head'}:
         assert sam2[key] == sam[key], key
+
+
+def test_disk_cache_returns_the_computed_features(cfg, tmp_path):
+    torch.manual_seed(0)
+    sam2_config = cfg.sam2_config.to_dict()
+    plain = MODELS.build(dict(type='SAM2ImageEncoder', sam2_config=sam2_config))
+    cached = MODELS.build(
+        dict(type='SAM2ImageEncoder', sam2_config=sam2_config, cache=dict(dir=str(tmp_path)))
+    )
+    cached.load_state_dict(plain.state_dict())
+    images = torch.randn(2, 3, 64, 64)
+    expected = plain(images)
+    for _ in range(2):  # computed and written, then read back
+        got = cached(images)
+        for key, value in expected.items():
+            assert torch.equal(got[key], value), key
+    assert (cached.cache.misses, cached.cache.hits) == (2, 2)
