@@ -4,7 +4,8 @@ As mmseg's ``BaseDecodeHead``, the head owns its losses (built from ``loss_decod
 their targets and its predictions: a segmentor hands it the image features of B
 samples and one prompt row per ``<SEG>`` and gets back a loss dict (``loss``) or
 filled data samples (``predict``). A subclass implements :meth:`forward` (low-res
-logits and predicted IoUs) and :meth:`postprocess` (to the original image size).
+logits and predicted IoUs) and sets ``input_image_size`` for :meth:`postprocess` (SAM's
+upsampling to the original image size; override it for another input layout).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from abc import ABCMeta, abstractmethod
 from typing import Any, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
@@ -90,11 +92,29 @@ class BaseMaskHead(BaseModule, metaclass=ABCMeta):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Low-res logits B x (n_i, h', w') and predicted IoUs B x (n_i,) of B samples."""
 
-    @abstractmethod
     def postprocess(
         self, masks: torch.Tensor, input_size: Sequence[int], original_size: Sequence[int]
     ) -> torch.Tensor:
-        """(n, h', w') low-res logits -> (n, H, W) float32 logits at the original size."""
+        """Upsample low-res logits to the original image size (SAM's ``postprocess_masks``; SAM 2
+        saw the same padded input).
+
+                Args:
+                    masks: (n, h', w') low-resolution logits.
+                    input_size: (h, w) of the resized image before padding.
+                    original_size: (H, W) of the original image.
+
+                Returns:
+                    (n, H, W) float32 logits.
+        """
+        size = self.input_image_size
+        x = F.interpolate(
+            masks[:, None].float(), (size, size), mode='bilinear', align_corners=False
+        )
+        x = x[..., : int(input_size[0]), : int(input_size[1])]
+        x = F.interpolate(
+            x, tuple(int(s) for s in original_size), mode='bilinear', align_corners=False
+        )
+        return x[:, 0]
 
     def predict_masks(
         self, image_feats: Any, prompts: Sequence[torch.Tensor], data_samples: SampleList

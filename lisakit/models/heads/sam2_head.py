@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 
 from lisakit.registry import MODELS
 
@@ -106,13 +105,3 @@ class SAM2Head(BaseMaskHead):
             masks.append(low_res[0, :, 0])
             ious.append(iou[0, :, 0])
         return masks, ious
-
-    def postprocess(
-        self, masks: torch.Tensor, input_size: Sequence[int], original_size: Sequence[int]
-    ) -> torch.Tensor:
-        """Upsample (n, h', w') low-res logits to the padded input, crop the resized
-        image, resize to the original (n, H, W) (float32), as for SAM."""
-        size = self.input_image_size
-        x = F.interpolate(masks[:, None].float(), (size, size), mode='bilinear')
-        x = x[..., : int(input_size[0]), : int(input_size[1])]
-        return F.interpolate(x, tuple(int(s) for s in original_size), mode='bilinear')[:, 0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 
 from lisakit.registry import MODELS
@@ -127,26 +126,3 @@ class SAMHead(BaseMaskHead):
             masks.append(low_res[:, 0])
             ious.append(iou[:, 0])
         return masks, ious
-
-    def postprocess(
-        self, masks: torch.Tensor, input_size: Sequence[int], original_size: Sequence[int]
-    ) -> torch.Tensor:
-        """Upsample low-res logits to the original image size (SAM's ``postprocess_masks``).
-
-        Args:
-            masks: (n, h', w') low-resolution logits.
-            input_size: (h, w) of the resized image before padding.
-            original_size: (H, W) of the original image.
-
-        Returns:
-            (n, H, W) float32 logits.
-        """
-        size = self.input_image_size
-        x = F.interpolate(
-            masks[:, None].float(), (size, size), mode='bilinear', align_corners=False
-        )
-        x = x[..., : int(input_size[0]), : int(input_size[1])]
-        x = F.interpolate(
-            x, tuple(int(s) for s in original_size), mode='bilinear', align_corners=False
-        )
-        return x[:, 0]

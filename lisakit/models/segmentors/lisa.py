@@ -114,8 +114,8 @@ class LISA(BaseModel):
             return self._forward(inputs, data_samples)
         raise ValueError(f'Invalid mode {mode!r}; expected "loss", "predict" or "tensor".')
 
-    def extract_feat(self, inputs: dict) -> tuple[dict, torch.Tensor, list[torch.Tensor]]:
-        """SAM encoder + backbone + neck: LM outputs, image embeddings (B, C, h, w) and
+    def extract_feat(self, inputs: dict) -> tuple[dict, Any, list[torch.Tensor]]:
+        """SAM encoder + backbone + neck: LM outputs, image features (e.g. (B, C, h, w)) and
         the head's prompts B x (n_i, C).
 
         LISA's layout: the B samples (images) hold N >= B one-turn sequences
