@@ -7,13 +7,13 @@ import sys
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from lisakit.utils.cli import run_cli  # noqa: E402
-from lisakit.utils.runtime import (  # noqa: E402
+from lisakit.engine.runtime import (  # noqa: E402
     add_common_args,
     build_runner,
     load_config,
     setup_runtime,
 )
+from lisakit.utils.cli import run_cli  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -20,7 +20,7 @@ from mmengine.config import Config
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lisakit.engine.hooks.lean_checkpoint_hook import _versions, trainable_keys
+from lisakit.utils.checkpoint_format import check_token_ids, export_info, trainable_keys
 from lisakit.utils.io import atomic_write, dump_json_atomic
 
 CONFIG_FILE = 'lisakit_config.py'
@@ -185,13 +185,7 @@ def export_model(
     atomic_write(os.path.join(out_dir, WEIGHTS_FILE), lambda tmp: save_file(rest, tmp))
     backbone.tokenizer.save_pretrained(os.path.join(out_dir, 'tokenizer'))
     atomic_write(os.path.join(out_dir, CONFIG_FILE), cfg.dump)
-    info = dict(
-        seg_token_id=backbone.seg_token_id,
-        image_token_id=backbone.image_token_id,
-        adapter_tensors=len(adapter_keys),
-        lisakit_tensors=len(rest),
-        versions=_versions(),
-    )
+    info = export_info(model, adapter_tensors=len(adapter_keys), lisakit_tensors=len(rest))
     dump_json_atomic(info, os.path.join(out_dir, INFO_FILE))
     write_model_card(out_dir, cfg, metrics, source, metrics_note)
     return dict(adapter=len(adapter_keys), lisakit=len(rest))
@@ -201,6 +195,10 @@ def load_export(model: nn.Module, export_dir: str) -> None:
     """Load an export folder's weights into a model built from its config (strict)."""
     from peft import set_peft_model_state_dict
 
+    info_file = os.path.join(export_dir, INFO_FILE)
+    if os.path.isfile(info_file):
+        with open(info_file, encoding='utf-8') as f:
+            check_token_ids(model, json.load(f), info_file)
     adapter = os.path.join(export_dir, ADAPTER_DIR, 'adapter_model.safetensors')
     if os.path.isfile(adapter):
         if not _is_peft(model.backbone.llava):
@@ -271,15 +269,6 @@ def export_merged(
     )
     new_cfg.dump(os.path.join(out_dir, CONFIG_FILE))
     with open(os.path.join(out_dir, INFO_FILE), 'w', encoding='utf-8') as f:
-        json.dump(
-            dict(
-                merged=True,
-                seg_token_id=model.backbone.seg_token_id,
-                lisakit_tensors=len(keys),
-                versions=_versions(),
-            ),
-            f,
-            indent=2,
-        )
+        json.dump(export_info(model, merged=True, lisakit_tensors=len(keys)), f, indent=2)
     write_model_card(out_dir, cfg, metrics, source, metrics_note)
     return dict(adapter=0, lisakit=len(keys))

@@ -14,10 +14,10 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
 from torch import nn
 
-from lisakit.engine.hooks.lean_checkpoint_hook import check_lean_keys
 from lisakit.registry import MODELS
 from lisakit.structures import ReasonSegDataSample
 from lisakit.utils.checkpoint import load_from_lisakit_safe
+from lisakit.utils.checkpoint_format import check_lean_keys
 
 #: ``precision`` values -> torch dtype names (LISA's chat.py ``--precision`` choices).
 PRECISIONS = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}

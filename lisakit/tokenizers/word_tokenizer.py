@@ -22,20 +22,25 @@ _SPECIALS = (UNK, BOS, EOS, PAD)
 _WORD_RE = re.compile(r'\w+|[^\w\s]')
 
 
-def default_corpus() -> list[str]:
-    """Texts whose words form the default vocabulary (templates + shapes data)."""
-    from lisakit.datasets import shapes_reasonseg, templates
-    from lisakit.datasets.transforms import conversation
+#: The default vocabulary: every word / punctuation mark of LISA's question and answer
+#: templates, the conversation templates and the shapes dataset's queries, sorted. Frozen
+#: here so that tokenizers (a lower layer) need not import the datasets; a test
+#: (tests/tokenizers/test_default_vocab.py) checks it against those texts.
+DEFAULT_WORDS = tuple(
+    """
+    ' , . : < > ? a an and answers artificial assistant between blue bottom can chat circle
+    class_name closest corners curious detailed edge explain explanation fewest give gives
+    green has helpful hexagon human image in intelligence is it largest left mask most
+    nearest of one output pentagon please polite purple questions reason red respond result
+    right s seg segment segmentation sent shape smallest some square sure the this to top
+    triangle user what which why with yellow you { }
+    """.split()
+)
 
-    texts = (
-        templates.SHORT_QUESTION_LIST
-        + templates.LONG_QUESTION_LIST
-        + templates.EXPLANATORY_QUESTION_LIST
-        + templates.ANSWER_LIST
-    )
-    for template in conversation.CONVERSATION_TEMPLATES.values():
-        texts += [template.head(), template.tail()]
-    return texts + shapes_reasonseg.corpus()
+
+def default_corpus() -> list[str]:
+    """Texts whose words form the default vocabulary (:data:`DEFAULT_WORDS`)."""
+    return list(DEFAULT_WORDS)
 
 
 def corpus_vocab(texts: Iterable[str], specials: Sequence[str] = _SPECIALS) -> dict[str, int]:

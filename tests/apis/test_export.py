@@ -70,8 +70,8 @@ def test_bf16_export_halves_the_files(trained, tmp_path):
 def test_unsafe_load_flag_sets_the_opt_in(monkeypatch):
     import argparse
 
+    from lisakit.engine.runtime import add_common_args, load_config
     from lisakit.utils.checkpoint import UNSAFE_LOAD_ENV
-    from lisakit.utils.runtime import add_common_args, load_config
 
     monkeypatch.delenv(UNSAFE_LOAD_ENV, raising=False)
     parser = argparse.ArgumentParser()

@@ -12,9 +12,9 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from lisakit.engine.runtime import deepspeed_config_keys
 from lisakit.registry import DATASETS, MODELS
 from lisakit.tokenizers import build_tokenizer
-from lisakit.utils.runtime import deepspeed_config_keys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LISA_CONFIGS = osp.join(REPO, 'configs', 'lisa')

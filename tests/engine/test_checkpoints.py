@@ -7,6 +7,7 @@ import pytest
 import torch
 from tool_runner import DEMO, QLORA, SMALL, output, run_tool, train
 
+from lisakit.utils.checkpoint_format import FORMAT_VERSION
 from lisakit.utils.io import register_atomic_local_backend
 
 
@@ -27,6 +28,7 @@ def test_lean_checkpoint_holds_only_trainable_weights(lean_run):
     assert not any(k.startswith('sam_encoder.') for k in ckpt['state_dict'])
     assert not any('vision_tower' in k for k in ckpt['state_dict'])
     assert info['tokens']['seg_token_id'] >= 0 and 'transformers' in info['versions']
+    assert info['format_version'] == FORMAT_VERSION
 
 
 def test_lean_checkpoint_reproduces_val_metrics(lean_run, tmp_path):
@@ -62,6 +64,21 @@ def test_lean_checkpoint_with_other_trainables_names_the_keys(lean_run, tmp_path
     )
     assert proc.returncode != 0
     assert 'unexpected' in proc.stderr and 'trainable_tokens_delta' in proc.stderr
+
+
+def test_lean_checkpoint_with_another_tokenizer_names_the_token_ids(lean_run, tmp_path):
+    proc = run_tool(
+        'test.py',
+        QLORA,
+        str(lean_run / 'epoch_1.pth'),
+        '--work-dir',
+        str(tmp_path),
+        '--cfg-options',
+        *SMALL,
+        'model.backbone.tokenizer.extra_words=[zebra]',
+    )
+    assert proc.returncode != 0
+    assert 'another tokenizer' in proc.stderr and 'vocab_size' in proc.stderr
 
 
 def test_resume_matches_uninterrupted_run(tmp_path):

@@ -100,7 +100,7 @@ def run(work_dir, resume=False, hooks=(), **options):
     """Build the lisakit runner for the small demo in this process and train."""
     from mmengine.config import Config
 
-    from lisakit.utils.runtime import build_runner, setup_runtime
+    from lisakit.engine.runtime import build_runner, setup_runtime
 
     setup_runtime()
     cfg = Config.fromfile(DEMO)

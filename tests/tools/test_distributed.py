@@ -241,7 +241,7 @@ def test_fsdp_strategy_trains_on_two_cpu_processes(ddp, tmp_path):
 
 
 def test_strategy_configs_load_and_map_the_optimizer_wrapper():
-    from lisakit.utils.runtime import deepspeed_config_keys
+    from lisakit.engine.runtime import deepspeed_config_keys
 
     zero2 = Config.fromfile(osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qlora_zero2_shapes.py'))
     assert zero2.runner_type == 'FlexibleRunner'
@@ -265,7 +265,7 @@ def test_strategy_configs_load_and_map_the_optimizer_wrapper():
 
 
 def test_zero2_without_deepspeed_fails_clearly(monkeypatch):
-    from lisakit.utils.runtime import prepare_strategy
+    from lisakit.engine.runtime import prepare_strategy
 
     monkeypatch.setitem(sys.modules, 'deepspeed', None)  # import deepspeed -> ImportError
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qlora_zero2_shapes.py'))

@@ -63,9 +63,9 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from lisakit.engine.hooks.training_history_hook import peak_memory_gb  # noqa: E402
+from lisakit.engine.runtime import setup_runtime  # noqa: E402
 from lisakit.registry import MODELS  # noqa: E402
 from lisakit.utils.cli import run_cli  # noqa: E402
-from lisakit.utils.runtime import setup_runtime  # noqa: E402
 
 #: Keys of the JSON report.
 REPORT_KEYS = (

@@ -20,13 +20,13 @@ from mmengine.runner import Runner
 from mmengine.runner.amp import autocast
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from lisakit.utils.cli import progress_bar, run_cli  # noqa: E402
-from lisakit.utils.runtime import (  # noqa: E402
+from lisakit.engine.runtime import (  # noqa: E402
     add_common_args,
     load_config,
     prepare_cpu_distributed,
     setup_runtime,
 )
+from lisakit.utils.cli import progress_bar, run_cli  # noqa: E402
 
 LOADERS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
 LOOPS = dict(val='val_cfg', test='test_cfg')

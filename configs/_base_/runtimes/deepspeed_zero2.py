@@ -2,7 +2,7 @@
 # optimizer states and gradients are partitioned across the ranks, weights replicated.
 #
 # Clipping, gradient accumulation and mixed precision stay in `optim_wrapper`, as for the
-# other runners: tools/train.py (lisakit.utils.runtime.prepare_strategy) turns
+# other runners: tools/train.py (lisakit.engine.runtime.prepare_strategy) turns
 # `clip_grad=dict(max_norm=...)`, `accumulative_counts` and `type='AmpOptimWrapper'` +
 # `dtype='bfloat16'` into DeepSpeed's `gradient_clipping`, `gradient_accumulation_steps`
 # and `bf16` keys and runs the optimizer through `DeepSpeedOptimWrapper`.

@@ -27,6 +27,7 @@ from transformers import CLIPVisionConfig, LlavaConfig, PreTrainedTokenizerBase
 
 from lisakit.registry import MODELS
 from lisakit.tokenizers import HFTokenizer, add_im_start_end_tokens, add_lisa_tokens
+from lisakit.utils.checkpoint_format import lean_checkpoint
 from lisakit.utils.cli import progress_bar
 from lisakit.utils.constants import IMAGE_TOKEN
 from lisakit.utils.io import atomic_write, dump_json_atomic
@@ -311,21 +312,12 @@ def _cast(state: dict, dtype: Optional[torch.dtype]) -> dict:
 
 
 def _lean_checkpoint(state: dict, report: ConversionReport) -> dict:
-    from lisakit.engine.hooks.lean_checkpoint_hook import _versions
-
     tokens = dict(
         seg_token_id=report.seg_token_id,
         image_token_id=report.image_token_id,
         vocab_size=report.vocab_size,
     )
-    info = dict(
-        lean=True,
-        trainable_keys=sorted(state),
-        versions=_versions(),
-        tokens=tokens,
-        converted_from=report.source,
-    )
-    return dict(state_dict=state, meta=dict(lisakit=info))
+    return lean_checkpoint(state, tokens, converted_from=report.source)
 
 
 def convert_lisa_checkpoint(

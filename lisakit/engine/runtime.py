@@ -1,4 +1,8 @@
-"""Process set-up shared by the tools: safe checkpoint loading, CPU DDP, runner choice."""
+"""Process set-up shared by the tools: safe checkpoint loading, CPU DDP, runner choice.
+
+It lives in ``engine`` because it builds runners (``lisakit.utils`` sits below the engine
+and imports none of it: see docs/architecture.md).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import FlexibleRunner
 
-from lisakit.engine.runner import Runner, register_deepspeed_optimizers
 from lisakit.registry import RUNNERS  # finds lisakit's FlexibleRunner before mmengine's
+from lisakit.utils.checkpoint import UNSAFE_LOAD_ENV, register_checkpoint_loader
+from lisakit.utils.io import register_atomic_local_backend
 
-from .checkpoint import UNSAFE_LOAD_ENV, register_checkpoint_loader
-from .io import register_atomic_local_backend
+from .runner import Runner, register_deepspeed_optimizers
 
 #: Runners that run on CPU processes (gloo): ``None`` is mmengine's ``Runner``. DeepSpeed
 #: runs on CPU through its CPU accelerator (slow; for tests of the ZeRO set-up).
