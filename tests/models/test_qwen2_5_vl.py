@@ -132,8 +132,9 @@ def test_generate_and_gradient_checkpointing():
     assert backbone.hf_model.is_gradient_checkpointing
     input_ids, mask, pixels, grid = _inputs(backbone, grids=((1, 4, 4),))
     out = backbone.generate(input_ids, mask, pixels, grid, max_new_tokens=3, min_new_tokens=3)
-    assert out.shape == (1, input_ids.shape[1] + 3)
-    assert torch.equal(out[:, : input_ids.shape[1]], input_ids)
+    assert out['sequences'].shape == (1, input_ids.shape[1] + 3)
+    assert torch.equal(out['sequences'][:, : input_ids.shape[1]], input_ids)
+    assert torch.equal(out['new_tokens'], out['sequences'][:, input_ids.shape[1] :])
 
 
 def test_loads_a_local_hf_folder(tmp_path):
@@ -159,26 +160,75 @@ def test_8bit_quantizes_only_the_llm():
     assert torch.isfinite(out['hidden_states']).all()
 
 
-def test_batched_left_padded_generate_equals_batch_1():
-    backbone = _build(trainable=dict(language_model='full')).eval()
+def _force(backbone, prompt_length):
+    """``prefix_allowed_tokens_fn`` writing "<SEG> . <SEG>" then EOS after the prompt."""
+    tok = backbone.tokenizer
+    dot = tok('.', add_special_tokens=False)['input_ids']
+    answer = [backbone.seg_token_id, *dot, backbone.seg_token_id, tok.eos_token_id]
+
+    def allowed(batch_id, ids):
+        return [answer[min(len(ids) - prompt_length, len(answer) - 1)]]
+
+    return allowed
+
+
+def _left_padded_prompts(backbone):
+    """The two prompts of :func:`_inputs` without their answer "<SEG> .", left padded."""
     ids, mask, pixels, grid = _inputs(backbone)
-    prompts = [ids[i][mask[i].bool()][:-2] for i in range(2)]  # drop "<SEG> ."
+    prompts = [ids[i][mask[i].bool()][:-2] for i in range(2)]
     length = max(len(p) for p in prompts)
     pad = [length - len(p) for p in prompts]
-    left_ids = torch.stack(
-        [
-            torch.cat([torch.full((n,), backbone.tokenizer.pad_token_id), p])
-            for n, p in zip(pad, prompts)
-        ]
-    )
+    pad_id = backbone.tokenizer.pad_token_id
+    left_ids = torch.stack([torch.cat([torch.full((n,), pad_id), p]) for n, p in zip(pad, prompts)])
     left_mask = (torch.arange(length)[None] >= torch.tensor(pad)[:, None]).long()
-    new = dict(max_new_tokens=4, min_new_tokens=4)
-    batched = backbone.generate(left_ids, left_mask, pixels, grid, **new)[:, length:]
     split = int(grid[0].prod())
-    for i, (pix, thw) in enumerate([(pixels[:split], grid[:1]), (pixels[split:], grid[1:])]):
+    singles = [(pixels[:split], grid[:1]), (pixels[split:], grid[1:])]
+    return (left_ids, left_mask, pixels, grid), prompts, singles
+
+
+@pytest.fixture(scope='module')
+def full_eval():
+    return _build(trainable=dict(language_model='full')).eval()
+
+
+def test_generate_returns_the_states_of_a_full_forward(full_eval):
+    """The <SEG> states kept from ``generate`` equal a full forward's before each <SEG>."""
+    _, prompts, singles = _left_padded_prompts(full_eval)
+    for prompt, (pix, thw) in zip(prompts, singles):
+        prompt = prompt[None]
+        forced = _force(full_eval, prompt.shape[1])
+        out = full_eval.generate(
+            prompt,
+            torch.ones_like(prompt),
+            pix,
+            thw,
+            max_new_tokens=6,
+            prefix_allowed_tokens_fn=forced,
+        )
+        seq = out['sequences']
+        assert out['new_tokens'][0, [0, 2]].eq(full_eval.seg_token_id).all()
+        full = full_eval(seq, torch.ones_like(seq), pix, thw)
+        assert len(out['seg_embeds'][0]) == 2
+        torch.testing.assert_close(out['seg_embeds'][0], full['seg_embeds'][0])
+
+
+def test_batched_left_padded_generate_equals_batch_1(full_eval):
+    (left_ids, left_mask, pixels, grid), prompts, singles = _left_padded_prompts(full_eval)
+    length = left_ids.shape[1]
+    forced = dict(max_new_tokens=6, prefix_allowed_tokens_fn=_force(full_eval, length))
+    free = dict(max_new_tokens=4, min_new_tokens=4)
+    batched = full_eval.generate(left_ids, left_mask, pixels, grid, **forced)
+    batched_free = full_eval.generate(left_ids, left_mask, pixels, grid, **free)
+    assert torch.equal(batched['sequences'][:, :length], left_ids)
+    for i, (pix, thw) in enumerate(singles):
         prompt = prompts[i][None]
-        single = backbone.generate(prompt, torch.ones_like(prompt), pix, thw, **new)
-        assert torch.equal(batched[i], single[0, prompt.shape[1] :])
+        one = dict(forced, prefix_allowed_tokens_fn=_force(full_eval, prompt.shape[1]))
+        single = full_eval.generate(prompt, torch.ones_like(prompt), pix, thw, **one)
+        assert torch.equal(batched['new_tokens'][i], single['new_tokens'][0])
+        assert len(single['seg_embeds'][0]) == 2
+        torch.testing.assert_close(batched['seg_embeds'][i], single['seg_embeds'][0])
+        single_free = full_eval.generate(prompt, torch.ones_like(prompt), pix, thw, **free)
+        assert torch.equal(batched_free['new_tokens'][i], single_free['new_tokens'][0])
 
 
 def test_supervised_logits_only():

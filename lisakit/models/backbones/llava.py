@@ -34,6 +34,7 @@ from .projectors import (
     check_projector_type,
     llava_class,
 )
+from .seg_states import generate_with_seg_states, seg_predicting_states, supervised_logits
 from .trainable import apply_trainable, build_trainable
 
 #: CLIP feature selection: which hidden layer, and whether to keep the CLS token.
@@ -256,25 +257,6 @@ class LlavaBackbone(BaseModule):
             labels = torch.where(is_img, LM_IGNORE_INDEX, labels.gather(1, src))
         return ids, mask, labels
 
-    def seg_hidden_states(
-        self, hidden_states: torch.Tensor, input_ids: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """Hidden states that predict each ``<SEG>``, grouped per sample.
-
-        Args:
-            hidden_states: (B, L', D) final (normed) hidden states.
-            input_ids: (B, L') expanded ids, aligned with ``hidden_states``.
-
-        Returns:
-            A list of B tensors of shape (n_i, D), in ``<SEG>`` order.
-        """
-        is_seg = input_ids == self.seg_token_id  # (B, L')
-        if bool(is_seg[:, 0].any()):
-            raise ValueError(f'{SEG_TOKEN!r} cannot be the first token: no state predicts it.')
-        predicts_seg = torch.roll(is_seg, shifts=-1, dims=1)  # position p-1 predicts p
-        predicts_seg[:, -1] = False
-        return [hidden_states[b][predicts_seg[b]] for b in range(hidden_states.shape[0])]
-
     def _check_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Fail clearly when the CLIP images do not have the vision tower's size."""
         size = self.hf_model.config.vision_config.image_size
@@ -328,18 +310,11 @@ class LlavaBackbone(BaseModule):
             hidden_states=hidden,
             input_ids=ids,
             labels=labels,
-            seg_embeds=self.seg_hidden_states(hidden, ids),
+            seg_embeds=seg_predicting_states(hidden, ids, self.seg_token_id),
         )
         if labels is None or not self.supervised_logits_only:
             return dict(result, logits=hf.lm_head(hidden))  # (B, L', V)
-        # logits at t predict the label at t + 1: keep the t whose next label counts
-        batch, pos = (labels[:, 1:] != LM_IGNORE_INDEX).nonzero(as_tuple=True)  # (N,)
-        return dict(
-            result,
-            logits=hf.lm_head(hidden[batch, pos]),  # (N, V)
-            logits_batch_index=batch,
-            logits_labels=labels[batch, pos + 1],
-        )
+        return dict(result, **supervised_logits(hf.lm_head, hidden, labels))
 
     @torch.no_grad()
     def generate(
@@ -350,11 +325,8 @@ class LlavaBackbone(BaseModule):
         **generation_kwargs,
     ) -> dict:
         """Greedy-decode a batch of answers with Hugging Face ``generate`` (KV cache on),
-        keeping the hidden states that predict each generated ``<SEG>``.
-
-        ``generate`` returns each step's final (normed) hidden states; the state at the
-        last position of step t is the one whose logits chose token t, so the ``<SEG>``
-        states need no second forward pass.
+        keeping the hidden states that predict each generated ``<SEG>`` (see
+        :func:`.seg_states.generate_with_seg_states`: no second forward pass).
 
         Args:
             input_ids: (N, L) prompt ids ending with the assistant role, one ``<image>``
@@ -370,26 +342,15 @@ class LlavaBackbone(BaseModule):
             predicted the row's generated ``<SEG>`` tokens, in order.
         """
         ids, mask, _ = self.expand_image_tokens(input_ids, attention_mask)
-        kwargs = dict(
-            do_sample=False,
-            eos_token_id=self.tokenizer.eos_token_id,
-            pad_token_id=self.tokenizer.pad_token_id,
-            # a generated <image> would have no visual features (HF LLaVA then fails)
-            suppress_tokens=[self.image_token_id],
-        )
-        kwargs.update(generation_kwargs)
-        kwargs.update(output_hidden_states=True, return_dict_in_generate=True)
-        hf = self.hf_model
         self._check_pixels(pixel_values)
-        out = hf.generate(
-            input_ids=ids, attention_mask=mask, pixel_values=pixel_values.to(hf.dtype), **kwargs
-        )
-        new_tokens = out.sequences[:, ids.shape[1] :]  # (N, T)
-        # step t: a tuple of every layer's states (N, l_t, D), the last one normed
-        states = torch.stack([step[-1][:, -1] for step in out.hidden_states], dim=1)  # (N, T, D)
-        is_seg = new_tokens == self.seg_token_id  # (N, T)
-        return dict(
-            sequences=out.sequences,
-            new_tokens=new_tokens,
-            seg_embeds=[states[n][is_seg[n]] for n in range(len(states))],
+        hf = self.hf_model
+        return generate_with_seg_states(
+            hf,
+            self.tokenizer,
+            self.seg_token_id,
+            self.image_token_id,  # a generated <image> has no features (HF LLaVA fails)
+            generation_kwargs,
+            input_ids=ids,
+            attention_mask=mask,
+            pixel_values=pixel_values.to(hf.dtype),
         )

@@ -44,7 +44,7 @@ from .llm_adapters import (
     keep_4bit_weights_exact,
     quantize_random_model,
 )
-from .seg_states import seg_predicting_states, supervised_logits
+from .seg_states import generate_with_seg_states, seg_predicting_states, supervised_logits
 from .trainable import apply_trainable, build_trainable
 
 #: Qwen2.5-VL's image placeholder and the tokens around each image.
@@ -241,25 +241,35 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         pixel_values: torch.Tensor,
         image_grid_thw: torch.Tensor,
         **generation_kwargs,
-    ) -> torch.Tensor:
-        """Greedy-decode with Hugging Face ``generate`` (KV cache on).
+    ) -> dict:
+        """Greedy-decode a batch of answers with Hugging Face ``generate`` (KV cache on),
+        keeping the hidden states that predict each generated ``<SEG>`` (see
+        :func:`.seg_states.generate_with_seg_states`: no second forward pass).
+
+        Args:
+            input_ids: (N, L) prompt ids (images already expanded, see the module
+                docstring), left-padded (padding first, ``attention_mask`` 0 there).
+            attention_mask: (N, L).
+            pixel_values: The flattened patches of the N prompts' images, in order.
+            image_grid_thw: (num_images, 3) the (t, h, w) patch grid of each image.
+            **generation_kwargs: Passed to ``generate`` (``max_new_tokens``, ...).
 
         Returns:
-            (B, L + n) prompt ids followed by the generated ids.
+            A dict with ``sequences`` (N, L + T) the prompts followed by the generated
+            ids, ``new_tokens`` (N, T) the generated ids (padding after a row's EOS) and
+            ``seg_embeds``, N tensors (k_n, D) of the states that predicted the row's
+            generated ``<SEG>`` tokens, in order.
         """
-        kwargs = dict(
-            do_sample=False,
-            eos_token_id=self.tokenizer.eos_token_id,
-            pad_token_id=self.tokenizer.pad_token_id,
-            suppress_tokens=[self.image_token_id],  # a generated image token has no pixels
-        )
-        kwargs.update(generation_kwargs)
         hf = self.hf_model
-        return hf.generate(
+        return generate_with_seg_states(
+            hf,
+            self.tokenizer,
+            self.seg_token_id,
+            self.image_token_id,  # a generated image token has no pixels
+            generation_kwargs,
             input_ids=input_ids,
             attention_mask=attention_mask,
             pixel_values=pixel_values.to(hf.dtype),
             image_grid_thw=image_grid_thw,
             mm_token_type_ids=self._mm_token_type_ids(input_ids),
-            **kwargs,
         )

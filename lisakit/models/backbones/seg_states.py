@@ -1,4 +1,5 @@
-"""Outputs every VLM backbone computes the same way: ``<SEG>`` states, supervised logits."""
+"""Outputs every VLM backbone computes the same way: ``<SEG>`` states, supervised logits,
+and greedy generation that keeps the states predicting each generated ``<SEG>``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,58 @@ def seg_predicting_states(
     predicts_seg = torch.roll(is_seg, shifts=-1, dims=1)  # position p-1 predicts p
     predicts_seg[:, -1] = False
     return [hidden_states[b][predicts_seg[b]] for b in range(hidden_states.shape[0])]
+
+
+def generate_with_seg_states(
+    hf_model: nn.Module,
+    tokenizer,
+    seg_token_id: int,
+    suppress_token_id: int,
+    generation_kwargs: dict,
+    **model_inputs,
+) -> dict:
+    """Greedy-decode with Hugging Face ``generate`` (KV cache on), keeping the states
+    that predict each generated ``<SEG>``.
+
+    ``generate`` returns each step's final (normed) hidden states; the state at the last
+    position of step t is the one whose logits chose token t, so the ``<SEG>`` states
+    need no second forward pass.
+
+    Args:
+        hf_model: A Hugging Face generation model (LLaVA, Qwen2.5-VL, ...).
+        tokenizer: Its tokenizer (EOS and pad ids).
+        seg_token_id: Id of ``<SEG>``.
+        suppress_token_id: A token never generated (the image placeholder: a generated
+            one would have no visual features).
+        generation_kwargs: Passed to ``generate`` (``max_new_tokens``, ...); they
+            override the greedy defaults.
+        **model_inputs: ``input_ids`` (N, L) left-padded prompts, ``attention_mask``
+            (N, L) and the model's image inputs.
+
+    Returns:
+        A dict with ``sequences`` (N, L + T) the prompts followed by the generated ids,
+        ``new_tokens`` (N, T) the generated ids (padding after a row's EOS) and
+        ``seg_embeds``, N tensors (k_n, D) of the states that predicted the row's
+        generated ``<SEG>`` tokens, in order.
+    """
+    kwargs = dict(
+        do_sample=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        suppress_tokens=[suppress_token_id],
+    )
+    kwargs.update(generation_kwargs)
+    kwargs.update(output_hidden_states=True, return_dict_in_generate=True)
+    out = hf_model.generate(**model_inputs, **kwargs)
+    new_tokens = out.sequences[:, model_inputs['input_ids'].shape[1] :]  # (N, T)
+    # step t: a tuple of every layer's states (N, l_t, D), the last one normed
+    states = torch.stack([step[-1][:, -1] for step in out.hidden_states], dim=1)  # (N, T, D)
+    is_seg = new_tokens == seg_token_id  # (N, T)
+    return dict(
+        sequences=out.sequences,
+        new_tokens=new_tokens,
+        seg_embeds=[states[n][is_seg[n]] for n in range(len(states))],
+    )
 
 
 def supervised_logits(lm_head: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> dict:
