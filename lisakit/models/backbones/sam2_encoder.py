@@ -19,7 +19,7 @@ from transformers import Sam2Config, Sam2Model
 
 from lisakit.registry import MODELS
 
-from .sam_cache import SAMEmbeddingCache, compute_mode, module_fingerprint
+from .sam_cache import build_embedding_cache, compute_mode, module_fingerprint
 
 #: Keys of the encoder output, finest level last: (B, C, h, w), (B, C, 4h, 4w), (B, C, 2h, 2w).
 SAM2_FEATURE_KEYS = ('image_embeddings', 'feat_s0', 'feat_s1')
@@ -74,11 +74,7 @@ class SAM2ImageEncoder(BaseModule):
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
-        if cache is not None and not frozen:
-            raise ValueError(
-                'model.sam_encoder.cache is set but model.sam_encoder.frozen=False: a trained '
-                "encoder's features cannot be cached; set frozen=True or cache=None."
-            )
+        self.cache = build_embedding_cache(cache, frozen)  # raises before building
         sam2 = build_sam2_model(pretrained, sam2_config)
         vision = sam2.config.vision_config
         self.vision_encoder = sam2.vision_encoder
@@ -93,7 +89,6 @@ class SAM2ImageEncoder(BaseModule):
             self.requires_grad_(False)
             self.vision_encoder.eval()
         self._identity = dict(type='SAM2ImageEncoder', config=sam2.config.to_dict())
-        self.cache = None if cache is None else SAMEmbeddingCache(**cache)
         self._fingerprint: Optional[str] = None
 
     def train(self, mode: bool = True) -> 'SAM2ImageEncoder':

@@ -96,6 +96,23 @@ def compute_mode(device_type: str) -> str:
     return 'no_autocast'
 
 
+def build_embedding_cache(cache: Optional[dict], frozen: bool) -> Optional[SAMEmbeddingCache]:
+    """The encoder's ``SAMEmbeddingCache`` from its ``cache`` arguments (``None``: none).
+
+    Raises:
+        ValueError: ``cache`` is set on a trained (``frozen=False``) encoder.
+    """
+    if cache is None:
+        return None
+    if not frozen:
+        raise ValueError(
+            'model.sam_encoder.cache is set but model.sam_encoder.frozen=False: the '
+            'features of a trained encoder change every step and cannot be cached; '
+            'set frozen=True or cache=None.'
+        )
+    return SAMEmbeddingCache(**cache)
+
+
 class SAMEmbeddingCache:
     """Per-image SAM embeddings on disk, keyed by input bytes and encoder fingerprint.
 

@@ -14,7 +14,7 @@ from lisakit.registry import MODELS
 from lisakit.utils.checkpoint import load_sam_weights
 
 from .sam_attention import chunk_global_attention
-from .sam_cache import SAMEmbeddingCache, compute_mode, module_fingerprint
+from .sam_cache import build_embedding_cache, compute_mode, module_fingerprint
 
 #: SAM encoder sizes of the official checkpoints (``segment_anything/build_sam.py``).
 SAM_ENCODER_ARCHS = {
@@ -67,12 +67,7 @@ class SAMImageEncoder(BaseModule):
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
-        if cache is not None and not frozen:
-            raise ValueError(
-                'model.sam_encoder.cache is set but model.sam_encoder.frozen=False: the '
-                'embeddings of a trained encoder change every step and cannot be cached; '
-                'set frozen=True or cache=None.'
-            )
+        self.cache = build_embedding_cache(cache, frozen)  # raises before building
         if isinstance(arch, str):
             if arch not in SAM_ENCODER_ARCHS:
                 raise ValueError(
@@ -106,7 +101,6 @@ class SAMImageEncoder(BaseModule):
         if frozen:
             self.encoder.requires_grad_(False)
             self.encoder.eval()
-        self.cache = None if cache is None else SAMEmbeddingCache(**cache)
         self._fingerprint: Optional[str] = None
 
     @property
