@@ -11,7 +11,7 @@ upsampling to the original image size; override it for another input layout).
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,8 @@ from lisakit.utils.mask_iou import intersection_union, summarize_iou
 
 SampleList = Sequence[ReasonSegDataSample]
 #: LISA's mask losses: 2.0 x BCE + 0.5 x Dice (keys ``loss_bce``, ``loss_dice``).
+#: Low-resolution mask logits are this many times the side of the embedding grid.
+LOW_RES_SCALE = 4
 DEFAULT_LOSS_DECODE = (
     dict(type='MaskBCELoss', loss_weight=2.0),
     dict(type='DiceLoss', loss_weight=0.5),
@@ -91,6 +93,35 @@ class BaseMaskHead(BaseModule, metaclass=ABCMeta):
         self, image_feats: Any, prompts: Sequence[torch.Tensor]
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Low-res logits B x (n_i, h', w') and predicted IoUs B x (n_i,) of B samples."""
+
+    @staticmethod
+    def decode_each(
+        embeddings: torch.Tensor,
+        prompts: Sequence[torch.Tensor],
+        decode: Callable[[int, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Decode sample by sample; a sample without prompt rows gets empty outputs.
+
+        Args:
+            embeddings: (B, C, h, w) image embeddings (their dtype/device/size shape the
+                empty outputs).
+            prompts: B tensors (n_i, C), one row per ``<SEG>``.
+            decode: ``decode(i, prompt)`` -> (n_i, 4h, 4w) logits and (n_i,) IoUs of
+                sample ``i`` with ``n_i > 0`` rows.
+
+        Returns:
+            B tensors (n_i, 4h, 4w) of low-res logits and B tensors (n_i,) of IoUs.
+        """
+        masks, ious = [], []
+        for i, prompt in enumerate(prompts):
+            if prompt.shape[0] == 0:
+                size = LOW_RES_SCALE * embeddings.shape[-1]
+                mask, iou = embeddings.new_zeros((0, size, size)), embeddings.new_zeros((0,))
+            else:
+                mask, iou = decode(i, prompt)
+            masks.append(mask)
+            ious.append(iou)
+        return masks, ious
 
     def postprocess(
         self, masks: torch.Tensor, input_size: Sequence[int], original_size: Sequence[int]

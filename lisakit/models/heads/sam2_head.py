@@ -86,14 +86,8 @@ class SAM2Head(BaseMaskHead):
         s1 = self.mask_decoder.conv_s1(image_feats['feat_s1'].to(dtype))  # (B, C/4, 2h, 2w)
         image_pe = self.image_pe().to(dtype)  # (1, C, h, w)
         dense = self.prompt_encoder.no_mask_embed.weight.to(dtype).reshape(1, -1, 1, 1)
-        masks, ious = [], []
-        for i, prompt in enumerate(prompts):
-            n = prompt.shape[0]
-            if n == 0:
-                size = 4 * embeds.shape[-1]
-                masks.append(embeds.new_zeros((0, size, size)))
-                ious.append(embeds.new_zeros((0,)))
-                continue
+
+        def decode(i: int, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             low_res, iou, _, _ = self.mask_decoder(
                 image_embeddings=embeds[i : i + 1],
                 image_positional_embeddings=image_pe,
@@ -102,6 +96,6 @@ class SAM2Head(BaseMaskHead):
                 multimask_output=False,
                 high_resolution_features=[s0[i : i + 1], s1[i : i + 1]],
             )  # (1, n, 1, 4h, 4w), (1, n, 1)
-            masks.append(low_res[0, :, 0])
-            ious.append(iou[0, :, 0])
-        return masks, ious
+            return low_res[0, :, 0], iou[0, :, 0]
+
+        return self.decode_each(embeds, prompts, decode)

@@ -105,24 +105,16 @@ class SAMHead(BaseMaskHead):
         dtype = self.mask_decoder.iou_token.weight.dtype
         image_embeddings = image_embeddings.to(dtype)
         image_pe = self.prompt_encoder.get_dense_pe().to(dtype)  # (1, C, h, w)
-        dense = self.prompt_encoder.no_mask_embed.weight.to(dtype)  # (1, C)
-        masks, ious = [], []
-        for i, prompt in enumerate(prompts):
-            n = prompt.shape[0]
-            if n == 0:
-                size = 4 * image_embeddings.shape[-1]
-                masks.append(image_embeddings.new_zeros((0, size, size)))
-                ious.append(image_embeddings.new_zeros((0,)))
-                continue
-            sparse = prompt[:, None].to(dtype)  # (n, 1, C)
-            dense_i = dense.reshape(1, -1, 1, 1).expand(n, -1, *image_embeddings.shape[-2:])
+        dense = self.prompt_encoder.no_mask_embed.weight.to(dtype).reshape(1, -1, 1, 1)
+
+        def decode(i: int, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             low_res, iou = self.mask_decoder(
                 image_embeddings=image_embeddings[i : i + 1],
                 image_pe=image_pe,
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense_i,
+                sparse_prompt_embeddings=prompt[:, None].to(dtype),  # (n, 1, C)
+                dense_prompt_embeddings=dense.expand(len(prompt), -1, *image_embeddings.shape[-2:]),
                 multimask_output=False,
             )  # (n, 1, 4h, 4w), (n, 1)
-            masks.append(low_res[:, 0])
-            ious.append(iou[:, 0])
-        return masks, ious
+            return low_res[:, 0], iou[:, 0]
+
+        return self.decode_each(image_embeddings, prompts, decode)
