@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Optional, Sequence
 
 from mmengine.evaluator import BaseMetric
-from mmengine.logging import print_log
 
 from lisakit.evaluation.functional.giou_ciou import CIOU_EPS, GIOU_COUNT_EPS
 from lisakit.evaluation.functional.grefcoco import merged_sample_score, object_matched_iou
 from lisakit.registry import METRICS
 from lisakit.utils.constants import IGNORE_INDEX
+
+from .summary import group_metrics, log_metrics, no_seg_metrics, sample_name
 
 #: A sample with at least this many targets counts as multi-target (``multi/...`` keys).
 MULTI_TARGET_MIN = 2
@@ -83,7 +83,7 @@ class GRefCOCOMetric(BaseMetric):
             pred, gt = sample['pred_masks'].cpu(), sample['gt_masks'].cpu()
             if len(pred) and pred.shape[-2:] != gt.shape[-2:]:
                 raise ValueError(
-                    f'Sample {sample.get("img_path") or sample.get("sample_idx")}: predicted '
+                    f'Sample {sample_name(sample)}: predicted '
                     f'masks {tuple(pred.shape)} and targets {tuple(gt.shape)} differ in size.'
                 )
             no_target = self._no_target(sample)
@@ -112,23 +112,12 @@ class GRefCOCOMetric(BaseMetric):
         if multi:
             for k in ('gIoU', 'cIoU'):
                 metrics[f'multi/{k}'] = summarize_samples(multi)[k]
-        generated = [r['num_generated_seg'] for r in results if r['num_generated_seg'] is not None]
-        if generated:
-            metrics['no_seg_answers'] = float(sum(n == 0 for n in generated))
+        metrics.update(no_seg_metrics(results))
         if self.object_iou:
             metrics['object_mIoU'] = float(
                 sum(r['object_iou'] for r in results) / max(len(results), 1)
             )
         if self.group_by:
-            groups = defaultdict(list)
-            for r in results:
-                groups[r['group']].append(r)
-            for name, rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
-                for k, v in summarize_samples(rs).items():
-                    metrics[f'{name}/{k}'] = v
-        print_log(
-            f'GRefCOCOMetric over {len(results)} samples: '
-            + ', '.join(f'{k}={v:.4f}' for k, v in metrics.items()),
-            logger='current',
-        )
+            metrics.update(group_metrics(results, lambda r: r['group'], summarize_samples))
+        log_metrics(f'GRefCOCOMetric over {len(results)} samples', metrics)
         return metrics

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Optional, Sequence
 
 from mmengine.evaluator import BaseMetric
-from mmengine.logging import print_log
 
 from lisakit.evaluation.functional import intersection_union, summarize_iou
 from lisakit.registry import METRICS
 from lisakit.utils.constants import IGNORE_INDEX
+
+from .summary import group_metrics, log_metrics, no_seg_metrics, sample_name
+
+
+def _summarize_masks(masks: Sequence[tuple]) -> dict[str, float]:
+    """gIoU / cIoU of (intersection, union, group) mask entries."""
+    return summarize_iou([m[0] for m in masks], [m[1] for m in masks])
 
 
 @METRICS.register_module()
@@ -48,8 +53,8 @@ class ReasonSegMetric(BaseMetric):
             pred, gt = sample['pred_masks'], sample['gt_masks']
             if len(pred) != len(gt):
                 raise ValueError(
-                    f'Sample {sample.get("img_path") or sample.get("sample_idx")}:'
-                    f' {len(pred)} predicted masks for {len(gt)} targets.'
+                    f'Sample {sample_name(sample)}: {len(pred)} predicted masks for '
+                    f'{len(gt)} targets.'
                 )
             inter, union = intersection_union(pred.cpu(), gt.cpu(), self.ignore_index)
             group = sample.get(self.group_by) if self.group_by else None
@@ -61,21 +66,10 @@ class ReasonSegMetric(BaseMetric):
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         """Overall and per-group gIoU / cIoU."""
-        generated = [r['num_generated_seg'] for r in results if r['num_generated_seg'] is not None]
-        results = [mask for sample in results for mask in sample['masks']]
-        metrics = summarize_iou([r[0] for r in results], [r[1] for r in results])
-        if generated:  # generate mode: answers without <SEG> scored as empty masks
-            metrics['no_seg_answers'] = float(sum(n == 0 for n in generated))
+        masks = [mask for sample in results for mask in sample['masks']]
+        metrics = _summarize_masks(masks)
+        metrics.update(no_seg_metrics(results))  # generate mode: answers without <SEG>
         if self.group_by:
-            groups = defaultdict(list)
-            for r in results:
-                groups[r[2]].append(r)
-            for name, rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
-                for k, v in summarize_iou([r[0] for r in rs], [r[1] for r in rs]).items():
-                    metrics[f'{name}/{k}'] = v
-        print_log(
-            f'ReasonSegMetric over {len(results)} masks: '
-            + ', '.join(f'{k}={v:.4f}' for k, v in metrics.items()),
-            logger='current',
-        )
+            metrics.update(group_metrics(masks, lambda m: m[2], _summarize_masks))
+        log_metrics(f'ReasonSegMetric over {len(masks)} masks', metrics)
         return metrics
