@@ -207,9 +207,7 @@ class GRefCOCODataset(RefCOCODataset):
     def _target(self, ref: dict, images: dict, anns: dict) -> dict:
         """A validated ref: image path and size, the targets' segmentations, sentences."""
         ref_id = ref.get('ref_id', '?')
-        missing = [k for k in GREF_KEYS if k not in ref]
-        if missing:
-            raise _error(self.refs_file, f'ref {ref_id} misses keys {missing}; need {GREF_KEYS}.')
+        self._check_ref_keys(ref, ref_id, GREF_KEYS)
         ids = self._ann_ids(ref, ref_id)
         img = images.get(ref['image_id'])
         if img is None or any(k not in img for k in IMAGE_KEYS):
@@ -217,19 +215,7 @@ class GRefCOCODataset(RefCOCODataset):
             raise _error(self.instances_file, msg)
         height, width = int(img['height']), int(img['width'])
         segs = self._segmentations(ids, anns, ref_id, (height, width))
-        img_path = os.path.join(self.data_root, self.img_dir, img['file_name'])
-        if not os.path.isfile(img_path):
-            msg = f'image of ref {ref_id} not found; check img_dir ({self.img_dir!r}).'
-            raise _error(img_path, msg, FileNotFoundError)
-        return dict(
-            ref_id=ref_id,
-            image_id=ref['image_id'],
-            img_path=img_path,
-            mask_size=(height, width),
-            segmentation=segs,
-            no_target=not ids,
-            sentences=self._sentences(ref, ref_id),
-        )
+        return dict(self._record(ref, ref_id, img, (height, width), segs), no_target=not ids)
 
     def _sample(self, idx: int, pairs: list[tuple[dict, str]]) -> dict:
         info = super()._sample(idx, pairs)

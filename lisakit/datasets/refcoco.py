@@ -231,9 +231,7 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
     def _target(self, ref: dict, images: dict, anns: dict) -> dict:
         """A validated ref: image path and size, segmentation, sentences."""
         ref_id = ref.get('ref_id', '?')
-        missing = [k for k in REF_KEYS if k not in ref]
-        if missing:
-            raise _error(self.refs_file, f'ref {ref_id} misses keys {missing}; need {REF_KEYS}.')
+        self._check_ref_keys(ref, ref_id, REF_KEYS)
         ann, img = anns.get(ref['ann_id']), images.get(ref['image_id'])
         if ann is None or img is None:
             which = 'annotation' if ann is None else 'image'
@@ -250,6 +248,16 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
         except (TypeError, ValueError) as err:
             msg = f'annotation {ref["ann_id"]} (ref {ref_id}): {err}.'
             raise _error(self.instances_file, msg) from err
+        return self._record(ref, ref_id, img, (height, width), ann['segmentation'])
+
+    def _check_ref_keys(self, ref: dict, ref_id: Any, keys: Sequence[str]) -> None:
+        """Raise a ValueError naming the refs file when ``ref`` lacks any of ``keys``."""
+        missing = [k for k in keys if k not in ref]
+        if missing:
+            raise _error(self.refs_file, f'ref {ref_id} misses keys {missing}; need {keys}.')
+
+    def _record(self, ref: dict, ref_id: Any, img: dict, hw: tuple, segmentation: Any) -> dict:
+        """The target dict of a validated ref; raises FileNotFoundError without its image."""
         img_path = os.path.join(self.data_root, self.img_dir, img['file_name'])
         if not os.path.isfile(img_path):
             msg = f'image of ref {ref_id} not found; check img_dir ({self.img_dir!r}).'
@@ -258,8 +266,8 @@ class RefCOCODataset(SkipBadSamplesMixin, BaseDataset):
             ref_id=ref_id,
             image_id=ref['image_id'],
             img_path=img_path,
-            mask_size=(height, width),
-            segmentation=ann['segmentation'],
+            mask_size=hw,
+            segmentation=segmentation,
             sentences=self._sentences(ref, ref_id),
         )
 
