@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import Iterable, Optional
 
 from mmengine.config import Config
 from safetensors.torch import load_file, save_file
@@ -155,6 +155,17 @@ def write_model_card(
     return path
 
 
+def _write_export(
+    model: nn.Module, out_dir: str, keys: Iterable[str], cfg: Config, info: dict
+) -> None:
+    """Write the ``keys`` tensors of ``model``, ``cfg`` and ``info`` atomically to ``out_dir``."""
+    state = model.state_dict()
+    weights = {k: state[k].detach().contiguous() for k in sorted(keys)}
+    atomic_write(os.path.join(out_dir, WEIGHTS_FILE), lambda tmp: save_file(weights, tmp))
+    atomic_write(os.path.join(out_dir, CONFIG_FILE), cfg.dump)
+    dump_json_atomic(info, os.path.join(out_dir, INFO_FILE))
+
+
 def export_model(
     model: nn.Module,
     cfg: Config,
@@ -179,16 +190,12 @@ def export_model(
         adapter_keys = {
             f'backbone.llava.{n}' for n, p in backbone.llava.named_parameters() if p.requires_grad
         }
-    state = model.state_dict()
     keys = (trainable_keys(model) | _randomly_initialised_keys(model, cfg)) - adapter_keys
-    rest = {k: state[k].detach().contiguous() for k in sorted(keys)}
-    atomic_write(os.path.join(out_dir, WEIGHTS_FILE), lambda tmp: save_file(rest, tmp))
     backbone.tokenizer.save_pretrained(os.path.join(out_dir, 'tokenizer'))
-    atomic_write(os.path.join(out_dir, CONFIG_FILE), cfg.dump)
-    info = export_info(model, adapter_tensors=len(adapter_keys), lisakit_tensors=len(rest))
-    dump_json_atomic(info, os.path.join(out_dir, INFO_FILE))
+    info = export_info(model, adapter_tensors=len(adapter_keys), lisakit_tensors=len(keys))
+    _write_export(model, out_dir, keys, cfg, info)
     write_model_card(out_dir, cfg, metrics, source, metrics_note)
-    return dict(adapter=len(adapter_keys), lisakit=len(rest))
+    return dict(adapter=len(adapter_keys), lisakit=len(keys))
 
 
 def load_export(model: nn.Module, export_dir: str) -> None:
@@ -263,12 +270,7 @@ def export_merged(
     new_cfg = merged_config(cfg, llava_dir, tok_dir)
     keys = trainable_keys(model) | _randomly_initialised_keys(model, cfg)
     keys = sorted(k for k in keys if not k.startswith('backbone.'))
-    state = model.state_dict()
-    save_file(
-        {k: state[k].detach().contiguous() for k in keys}, os.path.join(out_dir, WEIGHTS_FILE)
-    )
-    new_cfg.dump(os.path.join(out_dir, CONFIG_FILE))
-    with open(os.path.join(out_dir, INFO_FILE), 'w', encoding='utf-8') as f:
-        json.dump(export_info(model, merged=True, lisakit_tensors=len(keys)), f, indent=2)
+    info = export_info(model, merged=True, lisakit_tensors=len(keys))
+    _write_export(model, out_dir, keys, new_cfg, info)
     write_model_card(out_dir, cfg, metrics, source, metrics_note)
     return dict(adapter=0, lisakit=len(keys))
