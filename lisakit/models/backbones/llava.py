@@ -22,10 +22,8 @@ from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX, SEG_TOKEN
 
 from .hf_loading import load_pretrained_llava
 from .llm_adapters import (
-    add_adapters,
     build_bnb_config,
-    count_quantized,
-    keep_4bit_weights_exact,
+    prepare_for_training,
     quantize_random_model,
 )
 from .projectors import (
@@ -137,19 +135,15 @@ class LlavaBackbone(BaseModule):
         model = self._build_hf_model(pretrained, llava_config, getattr(torch, torch_dtype), bnb)
         model.config.image_token_id = self.image_token_id
         self.num_image_tokens = self._count_image_tokens(model.config)
-        self.num_quantized_layers = count_quantized(model) if bnb is not None else 0
-        if bnb is not None:
-            keep_4bit_weights_exact(model)
-        model.requires_grad_(False)
-        if bnb is not None and prepare_kbit:
-            from peft import prepare_model_for_kbit_training
-
-            model = prepare_model_for_kbit_training(model, gradient_checkpointing)
-        elif gradient_checkpointing:
-            model.gradient_checkpointing_enable({'use_reentrant': False})
-            model.enable_input_require_grads()
         rows = [self.seg_token_id] if self.trainable.seg_rows else []
-        self.llava = add_adapters(model, (lora or {}) if self.trainable.lora else None, rows)
+        self.llava, self.num_quantized_layers = prepare_for_training(
+            model,
+            quantized=bnb is not None,
+            prepare_kbit=prepare_kbit,
+            gradient_checkpointing=gradient_checkpointing,
+            lora=(lora or {}) if self.trainable.lora else None,
+            seg_token_rows=rows,
+        )
         hf = self.hf_model
         apply_trainable(
             self.trainable,

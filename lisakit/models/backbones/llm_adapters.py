@@ -139,3 +139,43 @@ def add_adapters(
             **lora,
         ),
     )
+
+
+def prepare_for_training(
+    model: PreTrainedModel,
+    quantized: bool,
+    prepare_kbit: bool,
+    gradient_checkpointing: bool,
+    lora: Optional[dict],
+    seg_token_rows: Sequence[int],
+) -> tuple[nn.Module, int]:
+    """Freeze a built Hugging Face model and ready it for LISA training.
+
+    Keeps 4-bit weights exact (quantized models), freezes every weight, runs peft's
+    ``prepare_model_for_kbit_training`` (quantized + ``prepare_kbit``) or enables
+    gradient checkpointing, then adds the adapters (:func:`add_adapters`).
+
+    Args:
+        model: The built (possibly bitsandbytes-quantized) model.
+        quantized: Whether ``model`` was built with a bitsandbytes config.
+        prepare_kbit: Run peft's k-bit preparation on a quantized model.
+        gradient_checkpointing: Recompute activations in the backward pass.
+        lora: ``None`` or the LoRA arguments of :func:`add_adapters`.
+        seg_token_rows: Token ids whose embedding and LM-head rows train.
+
+    Returns:
+        The model (peft-wrapped when adapters were added) and its number of quantized
+        linear layers.
+    """
+    num_quantized = count_quantized(model) if quantized else 0
+    if quantized:
+        keep_4bit_weights_exact(model)
+    model.requires_grad_(False)
+    if quantized and prepare_kbit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, gradient_checkpointing)
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable({'use_reentrant': False})
+        model.enable_input_require_grads()
+    return add_adapters(model, lora, seg_token_rows), num_quantized

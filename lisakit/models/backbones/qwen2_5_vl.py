@@ -38,10 +38,8 @@ from lisakit.tokenizers import build_tokenizer
 from lisakit.utils.constants import SEG_TOKEN
 
 from .llm_adapters import (
-    add_adapters,
     build_bnb_config,
-    count_quantized,
-    keep_4bit_weights_exact,
+    prepare_for_training,
     quantize_random_model,
 )
 from .seg_states import generate_with_seg_states, seg_predicting_states, supervised_logits
@@ -110,19 +108,15 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         if quantization is not None:
             bnb = build_bnb_config({'skip_modules': QWEN_SKIP_MODULES, **quantization})
         model = self._build_hf_model(pretrained, qwen_config, getattr(torch, torch_dtype), bnb)
-        self.num_quantized_layers = count_quantized(model) if bnb is not None else 0
-        if bnb is not None:
-            keep_4bit_weights_exact(model)
-        model.requires_grad_(False)
-        if bnb is not None and prepare_kbit:
-            from peft import prepare_model_for_kbit_training
-
-            model = prepare_model_for_kbit_training(model, gradient_checkpointing)
-        elif gradient_checkpointing:
-            model.gradient_checkpointing_enable({'use_reentrant': False})
-            model.enable_input_require_grads()
         rows = [self.seg_token_id] if self.trainable.seg_rows else []
-        self.qwen = add_adapters(model, (lora or {}) if self.trainable.lora else None, rows)
+        self.qwen, self.num_quantized_layers = prepare_for_training(
+            model,
+            quantized=bnb is not None,
+            prepare_kbit=prepare_kbit,
+            gradient_checkpointing=gradient_checkpointing,
+            lora=(lora or {}) if self.trainable.lora else None,
+            seg_token_rows=rows,
+        )
         hf = self.hf_model
         apply_trainable(
             self.trainable,
