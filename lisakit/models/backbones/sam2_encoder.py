@@ -13,13 +13,12 @@ import os.path as osp
 from typing import Optional
 
 import torch
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from transformers import Sam2Config, Sam2Model
 
 from lisakit.registry import MODELS
 
-from .sam_cache import build_embedding_cache, compute_mode, module_fingerprint
+from .sam_cache import CachedEncoderMixin, build_embedding_cache
 
 #: Keys of the encoder output, finest level last: (B, C, h, w), (B, C, 4h, 4w), (B, C, 2h, 2w).
 SAM2_FEATURE_KEYS = ('image_embeddings', 'feat_s0', 'feat_s1')
@@ -53,7 +52,7 @@ def build_sam2_model(pretrained: Optional[str], sam2_config: Optional[dict]) -> 
 
 
 @MODELS.register_module()
-class SAM2ImageEncoder(BaseModule):
+class SAM2ImageEncoder(CachedEncoderMixin, BaseModule):
     """SAM 2's frozen image encoder: (B, 3, S, S) -> a dict of three feature maps.
 
     Args:
@@ -91,6 +90,8 @@ class SAM2ImageEncoder(BaseModule):
         self._identity = dict(type='SAM2ImageEncoder', config=sam2.config.to_dict())
         self._fingerprint: Optional[str] = None
 
+    CACHE_LABEL = 'SAM 2 feature cache'
+
     def train(self, mode: bool = True) -> 'SAM2ImageEncoder':
         """Keep a frozen encoder in eval mode."""
         super().train(mode)
@@ -105,10 +106,7 @@ class SAM2ImageEncoder(BaseModule):
             ``image_embeddings`` (B, C, h, w), ``feat_s0`` (B, C, 4h, 4w) and
             ``feat_s1`` (B, C, 2h, 2w), h = S / 16.
         """
-        if self.cache is None:
-            return self.unpack(self._encode(images))
-        folder = self.cache.folder(self.fingerprint, compute_mode(images.device.type))
-        return self.unpack(self.cache.embed(images, self._encode, folder))
+        return self.unpack(self.cached_encode(images, self._encode))
 
     def _encode(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> the three maps flattened and concatenated, (B, K)."""
@@ -131,24 +129,3 @@ class SAM2ImageEncoder(BaseModule):
         """All-zero features of ``batch_size`` images (samples without ``<SEG>``)."""
         total = sum(self.out_channels * h * w for h, w in self.feature_sizes)
         return self.unpack(like.new_zeros((batch_size, total)))
-
-    @property
-    def fingerprint(self) -> str:
-        """sha256 of the encoder weights and config, computed once (cache folder name)."""
-        if self._fingerprint is None:
-            self._fingerprint = module_fingerprint(self, self._identity)
-            if self.cache is not None:
-                self.cache.describe(self._fingerprint, self._identity)
-                print_log(
-                    f'SAM 2 feature cache: {self.cache.root}/{self._fingerprint}',
-                    logger='current',
-                )
-        return self._fingerprint
-
-    def _apply(self, fn, *args, **kwargs):
-        self._fingerprint = None  # dtype conversions change the weights
-        return super()._apply(fn, *args, **kwargs)
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        self._fingerprint = None
-        super()._load_from_state_dict(*args, **kwargs)

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import os.path as osp
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from mmengine.logging import print_log
@@ -233,3 +233,52 @@ class SAMEmbeddingCache:
             f'{self.hits} hits, {self.misses} misses ({100 * self.hits / total:.1f}% hits) '
             f'in {self.root}'
         )
+
+
+class CachedEncoderMixin:
+    """The fingerprint and cache look-up of a SAM image encoder (put before ``BaseModule``).
+
+    The encoder sets ``self.cache`` (:func:`build_embedding_cache`), ``self._identity``
+    (its config, hashed with the weights) and ``self._fingerprint = None``, and may
+    override :attr:`CACHE_LABEL` and :meth:`_fingerprinted_module`.
+    """
+
+    #: How the log line names the cache.
+    CACHE_LABEL = 'SAM embedding cache'
+
+    def _fingerprinted_module(self) -> nn.Module:
+        """The module whose weights the fingerprint hashes."""
+        return self  # type: ignore[return-value]
+
+    def cached_encode(self, images: torch.Tensor, encode: Callable[[torch.Tensor], Any]) -> Any:
+        """``encode(images)``, read from / written to the cache where one is set."""
+        if self.cache is None:
+            return encode(images)
+        folder = self.cache.folder(self.fingerprint, compute_mode(images.device.type))
+        return self.cache.embed(images, encode, folder)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the encoder weights and config; computed once, reset when the
+        weights are loaded or converted (``load_state_dict``, ``.to(dtype)``)."""
+        if self._fingerprint is None:
+            self._fingerprint = module_fingerprint(self._fingerprinted_module(), self._identity)
+            if self.cache is not None:
+                self.cache.describe(self._fingerprint, self._identity)
+                print_log(
+                    f'{self.CACHE_LABEL}: {self.cache.root}/{self._fingerprint}',
+                    logger='current',
+                )
+        return self._fingerprint
+
+    def reset_fingerprint(self) -> None:
+        """Hash the weights again on the next forward (after changing them in place)."""
+        self._fingerprint = None
+
+    def _apply(self, fn, *args, **kwargs):
+        self.reset_fingerprint()  # dtype conversions change the weights
+        return super()._apply(fn, *args, **kwargs)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self.reset_fingerprint()
+        super()._load_from_state_dict(*args, **kwargs)

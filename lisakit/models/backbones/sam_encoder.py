@@ -6,15 +6,15 @@ from functools import partial
 from typing import Optional, Union
 
 import torch
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from segment_anything.modeling import ImageEncoderViT
+from torch import nn
 
 from lisakit.registry import MODELS
 from lisakit.utils.checkpoint import load_sam_weights
 
 from .sam_attention import chunk_global_attention
-from .sam_cache import build_embedding_cache, compute_mode, module_fingerprint
+from .sam_cache import CachedEncoderMixin, build_embedding_cache
 
 #: SAM encoder sizes of the official checkpoints (``segment_anything/build_sam.py``).
 SAM_ENCODER_ARCHS = {
@@ -28,7 +28,7 @@ LAYER_NORM_EPS = 1e-6
 
 
 @MODELS.register_module()
-class SAMImageEncoder(BaseModule):
+class SAMImageEncoder(CachedEncoderMixin, BaseModule):
     """SAM's ViT image encoder: (B, 3, S, S) -> (B, C, S/p, S/p).
 
     Args:
@@ -108,6 +108,9 @@ class SAMImageEncoder(BaseModule):
         """Side of the image embedding grid (S / patch)."""
         return self.img_size // self.patch_size
 
+    def _fingerprinted_module(self) -> nn.Module:
+        return self.encoder
+
     def train(self, mode: bool = True) -> 'SAMImageEncoder':
         """Keep a frozen encoder in eval mode."""
         super().train(mode)
@@ -124,39 +127,10 @@ class SAMImageEncoder(BaseModule):
         Returns:
             (B, C, S/p, S/p) image embeddings.
         """
-        if self.cache is None:
-            return self._encode(images)
-        folder = self.cache.folder(self.fingerprint, compute_mode(images.device.type))
-        return self.cache.embed(images, self._encode, folder)
+        return self.cached_encode(images, self._encode)
 
     def _encode(self, images: torch.Tensor) -> torch.Tensor:
         dtype = next(self.encoder.parameters()).dtype
         with torch.set_grad_enabled(not self.frozen and torch.is_grad_enabled()):
             chunks = images.split(self.images_per_forward or len(images))
             return torch.cat([self.encoder(c.to(dtype)) for c in chunks])  # (B, C, S/p, S/p)
-
-    @property
-    def fingerprint(self) -> str:
-        """sha256 of the encoder weights and config; computed once, reset when the
-        weights are loaded or converted (``load_state_dict``, ``.to(dtype)``)."""
-        if self._fingerprint is None:
-            self._fingerprint = module_fingerprint(self.encoder, self._identity)
-            if self.cache is not None:
-                self.cache.describe(self._fingerprint, self._identity)
-                print_log(
-                    f'SAM embedding cache: {self.cache.root}/{self._fingerprint}',
-                    logger='current',
-                )
-        return self._fingerprint
-
-    def reset_fingerprint(self) -> None:
-        """Hash the weights again on the next forward (after changing them in place)."""
-        self._fingerprint = None
-
-    def _apply(self, fn, *args, **kwargs):
-        self.reset_fingerprint()  # dtype conversions change the weights
-        return super()._apply(fn, *args, **kwargs)
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        self.reset_fingerprint()
-        super()._load_from_state_dict(*args, **kwargs)
