@@ -8,6 +8,19 @@ from PIL import Image
 from lisakit.utils.constants import IMAGE_TOKEN
 
 
+def uncompressed_rle(mask):
+    """COCO's uncompressed RLE of a (H, W) 0/1 mask: column-major run lengths, starting
+    with zeros (as crowd annotations store it)."""
+    runs, value, count = [], 0, 0
+    for v in mask.flatten(order='F'):
+        if v == value:
+            count += 1
+        else:
+            runs.append(count)
+            value, count = v, 1
+    return dict(size=list(mask.shape), counts=[int(r) for r in runs + [count]])
+
+
 def write_image(path, height=40, width=48, value=90):
     """A constant-colour RGB image file (format from the suffix)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from data_writers import uncompressed_rle
 from mmengine.config import Config
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -42,18 +43,6 @@ def expected():
     return m
 
 
-def crowd_rle(mask):
-    flat = mask.flatten(order='F')  # column-major runs, starting with zeros
-    runs, value, count = [], 0, 0
-    for v in flat:
-        if v == value:
-            count += 1
-        else:
-            runs.append(count)
-            value, count = v, 1
-    return dict(size=[H, W], counts=[int(r) for r in runs + [count]])
-
-
 def refs():
     sent = [dict(sent='the three things', raw='The three things', sent_id=0)]
     return [
@@ -82,7 +71,7 @@ def write(root, grefs=None, anns=None, fmt='json'):
             dict(id=1, image_id=1, category_id=1, segmentation=[box(9, 2, 12, 5)], iscrowd=0),
             dict(id=2, image_id=1, category_id=1, iscrowd=0,
                  segmentation=[box(1, 1, 3, 3), box(5, 8, 7, 10)]),
-            dict(id=3, image_id=1, category_id=1, segmentation=crowd_rle(m[3]), iscrowd=1),
+            dict(id=3, image_id=1, category_id=1, segmentation=uncompressed_rle(m[3]), iscrowd=1),
             dict(id=4, image_id=1, category_id=2, iscrowd=0, segmentation=_compressed(m[4])),
         ]  # fmt: skip
     folder = root / 'grefcoco'

@@ -10,6 +10,7 @@ import pickle
 
 import numpy as np
 import pytest
+from data_writers import uncompressed_rle
 from eval_runner import evaluate_with_test_tool
 from mmengine.config import Config
 from mmengine.dataset import Compose
@@ -47,15 +48,7 @@ def _rle(mask, compressed=True):
     rle = mask_utils.encode(np.asfortranarray(mask))
     if compressed:
         return dict(size=rle['size'], counts=rle['counts'].decode('ascii'))  # as in JSON
-    flat = mask.flatten(order='F')  # column-major runs, starting with zeros
-    runs, value, count = [], 0, 0
-    for v in flat:
-        if v == value:
-            count += 1
-        else:
-            runs.append(count)
-            value, count = v, 1
-    return dict(size=list(mask.shape), counts=runs + [count])
+    return uncompressed_rle(mask)
 
 
 def make_refer(root, dataset='refcoco', split_by='unc', refs=None, anns=None):
