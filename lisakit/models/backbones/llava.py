@@ -32,7 +32,7 @@ from .projectors import (
     check_projector_type,
     llava_class,
 )
-from .seg_states import generate_with_seg_states, seg_predicting_states, supervised_logits
+from .seg_states import generate_with_seg_states, lm_outputs
 from .trainable import apply_trainable, build_trainable
 
 #: CLIP feature selection: which hidden layer, and whether to keep the CLS token.
@@ -300,15 +300,9 @@ class LlavaBackbone(BaseModule):
         pixel_values = self._check_pixels(pixel_values).to(hf.dtype)
         out = hf.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values)
         hidden = out.last_hidden_state  # (B, L', D), after the final norm
-        result = dict(
-            hidden_states=hidden,
-            input_ids=ids,
-            labels=labels,
-            seg_embeds=seg_predicting_states(hidden, ids, self.seg_token_id),
+        return lm_outputs(
+            hf.lm_head, hidden, ids, labels, self.seg_token_id, self.supervised_logits_only
         )
-        if labels is None or not self.supervised_logits_only:
-            return dict(result, logits=hf.lm_head(hidden))  # (B, L', V)
-        return dict(result, **supervised_logits(hf.lm_head, hidden, labels))
 
     @torch.no_grad()
     def generate(

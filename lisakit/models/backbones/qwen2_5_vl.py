@@ -42,7 +42,7 @@ from .llm_adapters import (
     prepare_for_training,
     quantize_random_model,
 )
-from .seg_states import generate_with_seg_states, seg_predicting_states, supervised_logits
+from .seg_states import generate_with_seg_states, lm_outputs
 from .trainable import apply_trainable, build_trainable
 
 #: Qwen2.5-VL's image placeholder and the tokens around each image.
@@ -217,15 +217,9 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
             mm_token_type_ids=self._mm_token_type_ids(input_ids),
         )
         hidden = out.last_hidden_state  # (B, L, D), after the final norm
-        result = dict(
-            hidden_states=hidden,
-            input_ids=input_ids,
-            labels=labels,
-            seg_embeds=seg_predicting_states(hidden, input_ids, self.seg_token_id),
+        return lm_outputs(
+            hf.lm_head, hidden, input_ids, labels, self.seg_token_id, self.supervised_logits_only
         )
-        if labels is None or not self.supervised_logits_only:
-            return dict(result, logits=hf.lm_head(hidden))  # (B, L, V)
-        return dict(result, **supervised_logits(hf.lm_head, hidden, labels))
 
     @torch.no_grad()
     def generate(

@@ -3,6 +3,8 @@ and greedy generation that keeps the states predicting each generated ``<SEG>``.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -100,3 +102,37 @@ def supervised_logits(lm_head: nn.Module, hidden: torch.Tensor, labels: torch.Te
         logits_batch_index=batch,
         logits_labels=labels[batch, pos + 1],
     )
+
+
+def lm_outputs(
+    lm_head: nn.Module,
+    hidden: torch.Tensor,
+    input_ids: torch.Tensor,
+    labels: Optional[torch.Tensor],
+    seg_token_id: int,
+    supervised_logits_only: bool,
+) -> dict:
+    """A backbone forward's outputs from the language model's final hidden states.
+
+    Args:
+        lm_head: The language model head.
+        hidden: (B, L, D) final hidden states.
+        input_ids: (B, L) the ids they were computed from.
+        labels: (B, L) LM labels, or ``None``.
+        seg_token_id: Id of ``<SEG>``.
+        supervised_logits_only: With labels, compute logits only where they count
+            (:func:`supervised_logits`).
+
+    Returns:
+        ``hidden_states``, ``input_ids``, ``labels``, ``seg_embeds`` (B tensors (n_i, D))
+        and ``logits`` (B, L, V), or the keys of :func:`supervised_logits`.
+    """
+    result = dict(
+        hidden_states=hidden,
+        input_ids=input_ids,
+        labels=labels,
+        seg_embeds=seg_predicting_states(hidden, input_ids, seg_token_id),
+    )
+    if labels is None or not supervised_logits_only:
+        return dict(result, logits=lm_head(hidden))  # (B, L, V)
+    return dict(result, **supervised_logits(lm_head, hidden, labels))
