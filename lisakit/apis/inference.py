@@ -57,9 +57,12 @@ def inference_config(
     if load_in_4bit or load_in_8bit:
         dtype = backbone.get('torch_dtype', 'float32')
         quant = dict(bits=4, compute_dtype=dtype) if load_in_4bit else dict(bits=8)
+        backbone.pop('freeze_language_model', None)  # legacy flag: superseded below
+        trainable = dict(backbone.get('trainable') or {})  # inference: nothing trains
+        trainable['language_model'] = 'lora' if backbone.get('lora') is not None else 'frozen'
         backbone.update(
             quantization=quant,
-            freeze_language_model=True,  # inference: nothing trains
+            trainable=trainable,
             prepare_kbit=False,  # no fp32 up-casting / checkpointing for training
             gradient_checkpointing=False,
         )
@@ -121,12 +124,36 @@ def load_weights(model: nn.Module, checkpoint: str) -> None:
             (lean checkpoint).
     """
     ckpt = load_from_lisakit_safe(checkpoint, map_location='cpu')
+    _check_not_into_quantized(model, ckpt.get('state_dict', ckpt), checkpoint)
     lean = check_lean_keys(model, ckpt)
     result = model.load_state_dict(ckpt.get('state_dict', ckpt), strict=False)
     if result.missing_keys and not lean:
         raise ValueError(
             f'{checkpoint} lacks {len(result.missing_keys)} keys of this model, '
             f'e.g. {result.missing_keys[:5]}.'
+        )
+
+
+def _check_not_into_quantized(model: nn.Module, state: dict, checkpoint: str) -> None:
+    """Refuse a checkpoint that holds weights of layers this model quantized while loading
+    (a language model trained in full, e.g. the tiny demo's): bitsandbytes layers cannot
+    take full-precision weights after quantization.
+
+    Raises:
+        ValueError: Naming the checkpoint, an example key and the fix.
+    """
+    import bitsandbytes as bnb
+
+    quantized = (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
+    names = [n for n, m in model.named_modules() if isinstance(m, quantized)]
+    clashes = [f'{n}.weight' for n in names if f'{n}.weight' in state]
+    if clashes:
+        raise ValueError(
+            f'{checkpoint} holds full-precision weights of {len(clashes)} layers that '
+            f'--load-in-4bit / --load-in-8bit quantized while loading (e.g. {clashes[0]}): '
+            'its language model was trained in full. Load it without quantization '
+            '(e.g. --precision bf16), or quantize only models whose language model was '
+            'frozen or trained with LoRA.'
         )
 
 

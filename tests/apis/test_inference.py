@@ -140,6 +140,22 @@ def test_bad_precision_options(tiny_cfg):
         init_model(tiny_cfg, load_in_4bit=True, load_in_8bit=True)
 
 
+def test_bad_torch_dtype_names_the_key(tiny_cfg):
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.model.backbone.torch_dtype = 'float99'
+    with pytest.raises(ValueError, match=r"model.backbone.torch_dtype='float99'"):
+        init_model(cfg)
+
+
+def test_quantizing_a_fully_trained_language_model_is_refused(tiny_cfg, tmp_path):
+    """The demo trains its tiny LLM in full: its weights cannot go into 4-bit layers."""
+    ckpt = tmp_path / 'full.pth'
+    torch.save({'state_dict': init_model(tiny_cfg).state_dict()}, ckpt)
+    assert init_model(tiny_cfg, checkpoint=str(ckpt)) is not None  # fine unquantized
+    with pytest.raises(ValueError, match=r'trained in full.*without quantization'):
+        init_model(tiny_cfg, checkpoint=str(ckpt), load_in_4bit=True)
+
+
 def test_infer_tool_writes_mask_and_overlay(tmp_path):
     image, _ = render_scene(SHAPES, 64)
     image = np.ascontiguousarray(image[:, :48])  # non-square input

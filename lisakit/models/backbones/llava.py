@@ -19,6 +19,7 @@ from transformers import LlavaConfig, LlavaForConditionalGeneration
 from lisakit.registry import MODELS
 from lisakit.tokenizers import add_im_start_end_tokens, build_tokenizer
 from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX, SEG_TOKEN
+from lisakit.utils.dtypes import resolve_dtype
 
 from .hf_loading import load_pretrained_llava
 from .llm_adapters import (
@@ -132,7 +133,9 @@ class LlavaBackbone(BaseModule):
         self._hf_overrides = {k: v for k, v in hf_overrides.items() if v is not None}
         self.trainable = build_trainable(trainable, lora, quantization, **legacy_flags)
         bnb = None if quantization is None else build_bnb_config(quantization)
-        model = self._build_hf_model(pretrained, llava_config, getattr(torch, torch_dtype), bnb)
+        model = self._build_hf_model(
+            pretrained, llava_config, resolve_dtype(torch_dtype, 'model.backbone.torch_dtype'), bnb
+        )
         model.config.image_token_id = self.image_token_id
         self.num_image_tokens = self._count_image_tokens(model.config)
         rows = [self.seg_token_id] if self.trainable.seg_rows else []

@@ -36,6 +36,7 @@ from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 from lisakit.registry import MODELS
 from lisakit.tokenizers import build_tokenizer
 from lisakit.utils.constants import SEG_TOKEN
+from lisakit.utils.dtypes import resolve_dtype
 
 from .llm_adapters import (
     build_bnb_config,
@@ -107,7 +108,9 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         bnb = None
         if quantization is not None:
             bnb = build_bnb_config({'skip_modules': QWEN_SKIP_MODULES, **quantization})
-        model = self._build_hf_model(pretrained, qwen_config, getattr(torch, torch_dtype), bnb)
+        model = self._build_hf_model(
+            pretrained, qwen_config, resolve_dtype(torch_dtype, 'model.backbone.torch_dtype'), bnb
+        )
         rows = [self.seg_token_id] if self.trainable.seg_rows else []
         self.qwen, self.num_quantized_layers = prepare_for_training(
             model,

@@ -12,6 +12,7 @@ from torch import nn
 
 from lisakit.registry import MODELS
 from lisakit.utils.checkpoint import load_sam_weights
+from lisakit.utils.dtypes import resolve_dtype
 
 from .sam_attention import chunk_global_attention
 from .sam_cache import CachedEncoderMixin, build_embedding_cache
@@ -96,7 +97,7 @@ class SAMImageEncoder(CachedEncoderMixin, BaseModule):
         chunk_global_attention(self.encoder, attention_query_rows)
         if checkpoint is not None:
             load_sam_weights(self.encoder, checkpoint, prefix='image_encoder.')
-        self.encoder.to(getattr(torch, torch_dtype))
+        self.encoder.to(resolve_dtype(torch_dtype, 'model.sam_encoder.torch_dtype'))
         self.frozen = frozen
         if frozen:
             self.encoder.requires_grad_(False)
