@@ -20,6 +20,7 @@ from mmengine.config import Config
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from lisakit.models.backbones.trainable import LEGACY_FLAGS
 from lisakit.utils.checkpoint_format import check_token_ids, export_info, trainable_keys
 from lisakit.utils.io import atomic_write, dump_json_atomic
 
@@ -235,10 +236,12 @@ def merged_config(cfg: Config, llava_dir: str, tokenizer_dir: str) -> Config:
         tokenizer=os.path.abspath(tokenizer_dir),
         lora=None,
         quantization=None,
-        train_seg_token_rows=False,
-        train_embeddings=False,
-        freeze_language_model=True,
+        # merged into llava/: nothing of the language model trains (the vision tower and
+        # projector keys keep the trained config's values)
+        trainable=dict(language_model='frozen', embeddings='none'),
     )
+    for flag in LEGACY_FLAGS:  # deprecated flags would override ``trainable``
+        backbone.pop(flag, None)
     return cfg
 
 

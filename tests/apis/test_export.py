@@ -87,7 +87,7 @@ def test_merge_folds_lora_and_seg_rows_into_a_full_model(tmp_path):
     config = tmp_path / 'lora.py'
     config.write_text(
         f"_base_ = ['{DEMO}']\n"
-        'model = dict(backbone=dict(freeze_language_model=True, train_seg_token_rows=True,\n'
+        "model = dict(backbone=dict(trainable=dict(language_model='lora', embeddings='seg_rows'),\n"
         '             lora=dict(_delete_=True, r=4, alpha=8, dropout=0.0)))\n'
     )
     proc = train(tmp_path / 'wd', 1, config=str(config))

@@ -55,7 +55,7 @@ def test_lean_checkpoint_reproduces_val_metrics(lean_run, tmp_path):
     'option, words',
     [
         # other trainables: the checkpoint's extra keys are named
-        ('model.backbone.train_seg_token_rows=False', ('unexpected', 'trainable_tokens_delta')),
+        ('model.backbone.trainable.embeddings=none', ('unexpected', 'trainable_tokens_delta')),
         # another tokenizer: the token ids that differ are named
         ('model.backbone.tokenizer.extra_words=[zebra]', ('another tokenizer', 'vocab_size')),
     ],

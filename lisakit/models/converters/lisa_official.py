@@ -34,6 +34,7 @@ from lisakit.utils.io import atomic_write, dump_json_atomic
 
 from ..backbones.hf_loading import resolve_pretrained
 from ..backbones.projectors import LINEAR_PROJECTOR, PROJECTOR_CONFIG_KEY, llava_class
+from ..backbones.trainable import LEGACY_FLAGS
 from .checkpoint_io import read_state_dict
 from .lisa_layout import (
     CHECKPOINT_FILE,
@@ -237,13 +238,13 @@ def converted_config(
         vision_feature_select_strategy=llava.vision_feature_select_strategy,
         lora=None,
         quantization=None,
-        freeze_vision_tower=True,
-        freeze_projector=True,
-        freeze_language_model=True,
-        train_seg_token_rows=False,
-        train_embeddings=False,
+        trainable=dict(
+            vision_tower=False, projector=False, language_model='frozen', embeddings='none'
+        ),
         gradient_checkpointing=False,
     )
+    for flag in LEGACY_FLAGS:  # deprecated flags would override ``trainable``
+        cfg.model.backbone.pop(flag, None)
     cfg.model.sam_encoder.checkpoint = cfg.model.head.checkpoint = sam
     size = llava.vision_config.image_size
 
