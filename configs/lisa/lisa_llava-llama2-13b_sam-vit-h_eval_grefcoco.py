@@ -2,14 +2,13 @@
 # protocol as the 7B config; testA / testB with --cfg-options test_dataloader.dataset.split=
 # testA; convert with tools/model_converters/lisa_to_lisakit.py into data/lisa/...):
 #   python tools/test.py THIS_CONFIG data/lisa/LISA-13B-llama2-v1/lisakit_checkpoint.pth
-_base_ = ['./lisa_llava-v1-7b_sam-vit-h_eval_grefcoco.py']
-lisa_dir = 'data/lisa/LISA-13B-llama2-v1'
-tokenizer = lisa_dir + '/tokenizer'
-model = dict(
-    backbone=dict(tokenizer=tokenizer, pretrained=lisa_dir + '/llava'),
-    sam_encoder=dict(checkpoint=lisa_dir + '/sam.pth'),
-    head=dict(checkpoint=lisa_dir + '/sam.pth'),
-)
+_base_ = [
+    '../_base_/models/lisa_llava-llama2-13b_sam-vit-h.py',
+    '../_base_/datasets/grefcoco.py',
+    '../_base_/runtimes/eval_only.py',
+]
+tokenizer = 'data/lisa/LISA-13B-llama2-v1/tokenizer'
+# LISA-v1's inputs: CLIP at 224 px, the llava_v1 template, 512 tokens, '[SEG]'
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='SAMPreprocess', img_size=1024),
@@ -25,3 +24,4 @@ test_pipeline = [
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+train_dataloader = None  # evaluation only

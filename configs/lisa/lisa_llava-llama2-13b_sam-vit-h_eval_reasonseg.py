@@ -4,14 +4,13 @@
 #   python tools/test.py THIS_CONFIG data/lisa/LISA-13B-llama2-v1/lisakit_checkpoint.pth
 # The 13B architecture (hidden 5120, 40 layers, vocab 32003 with [SEG] = 32000) comes from the
 # converted llava/ folder; only the paths differ from the 7B config.
-_base_ = ['./lisa_llava-v1-7b_sam-vit-h_eval_reasonseg.py']
-lisa_dir = 'data/lisa/LISA-13B-llama2-v1'
-tokenizer = lisa_dir + '/tokenizer'
-model = dict(
-    backbone=dict(tokenizer=tokenizer, pretrained=lisa_dir + '/llava'),
-    sam_encoder=dict(checkpoint=lisa_dir + '/sam.pth'),
-    head=dict(checkpoint=lisa_dir + '/sam.pth'),
-)
+_base_ = [
+    '../_base_/models/lisa_llava-llama2-13b_sam-vit-h.py',
+    '../_base_/datasets/reasonseg.py',
+    '../_base_/runtimes/eval_only.py',
+]
+tokenizer = 'data/lisa/LISA-13B-llama2-v1/tokenizer'
+# LISA-v1's inputs: CLIP at 224 px, the llava_v1 template, 512 tokens, '[SEG]'
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadReasonSegAnnotation'),
@@ -28,3 +27,4 @@ test_pipeline = [
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+train_dataloader = None  # evaluation only

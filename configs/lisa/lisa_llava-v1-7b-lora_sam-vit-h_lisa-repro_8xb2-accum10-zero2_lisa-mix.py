@@ -22,7 +22,7 @@
 #   bash tools/dist_train.sh \
 #       configs/lisa/lisa_llava-v1-7b-lora_sam-vit-h_lisa-repro_8xb2-accum10-zero2_lisa-mix.py 8
 _base_ = [
-    '../_base_/models/lisa_llava-v1_sam-vit-h.py',
+    '../_base_/models/lisa_llava-v1-7b_sam-vit-h.py',
     '../_base_/schedules/schedule_lisa.py',
     '../_base_/runtimes/deepspeed_zero2.py',
     '../_base_/default_runtime.py',

@@ -7,18 +7,12 @@
 # The converted folder comes from tools/model_converters/lisa_to_lisakit.py (see
 # lisa_llava-v1-7b_sam-vit-h_eval_reasonseg.py and docs/model_zoo.md).
 _base_ = [
-    '../_base_/models/lisa_llava-v1_sam-vit-h.py',
+    '../_base_/models/lisa_llava-v1-7b_sam-vit-h.py',
     '../_base_/datasets/refcoco.py',
-    '../_base_/default_runtime.py',
+    '../_base_/runtimes/eval_only.py',
 ]
-lisa_dir = 'data/lisa/LISA-7B-v1'
-data_root = 'data/refer_seg'
-tokenizer = lisa_dir + '/tokenizer'
-model = dict(
-    backbone=dict(tokenizer=tokenizer, pretrained=lisa_dir + '/llava'),
-    sam_encoder=dict(checkpoint=lisa_dir + '/sam.pth'),
-    head=dict(checkpoint=lisa_dir + '/sam.pth'),
-)
+tokenizer = 'data/lisa/LISA-7B-v1/tokenizer'
+# LISA-v1's inputs: CLIP at 224 px, the llava_v1 template, 512 tokens, '[SEG]'
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='SAMPreprocess', img_size=1024),
@@ -32,16 +26,6 @@ test_pipeline = [
     ),
     dict(type='PackLISAInputs'),
 ]
-val_dataloader = dict(
-    num_workers=2,
-    dataset=dict(data_root=data_root, split='val', pipeline=test_pipeline),
-)
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# Evaluation only: no training loop; lean checkpoints are completed from the built model.
-train_dataloader = None
-train_cfg = None
-optim_wrapper = None
-param_scheduler = None
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-custom_hooks = [dict(type='LeanCheckpointHook')]
+train_dataloader = None  # evaluation only

@@ -1,6 +1,7 @@
-# LISA as released (LISA-7B-v1, LISA-13B-llama2-v1): LLaVA-v1 layout (CLIP ViT-L/14-224,
-# penultimate layer, patch tokens; one linear projector; <im_start>/<im_end> around the image;
-# LISA's '[SEG]' token) + SAM ViT-H. The weights come from a folder written by
+# LISA-7B-v1 as released (lisa_llava-llama2-13b_sam-vit-h.py inherits it for the 13B one):
+# LLaVA-v1 layout (CLIP ViT-L/14-224, penultimate layer, patch tokens; one linear projector;
+# <im_start>/<im_end> around the image; LISA's '[SEG]' token) + SAM ViT-H. The weights come
+# from a folder written by
 #   python tools/model_converters/lisa_to_lisakit.py LISA_DIR data/lisa/LISA-7B-v1 \
 #       --vision-tower CLIP_DIR
 # which holds llava/ (LLaMA + projector + CLIP), tokenizer/ and sam.pth (SAM with LISA's
