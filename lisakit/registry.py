@@ -41,7 +41,7 @@ DATASETS = Registry(
 DATA_SAMPLERS = Registry(
     'data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE, locations=['lisakit.datasets']
 )
-#: Data transforms (image loading, SAM / CLIP preprocessing, tokenization, packing).
+#: Data transforms (image loading, SAM preprocessing, masks, packing neutral samples).
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=['lisakit.datasets.transforms']
 )
@@ -101,3 +101,6 @@ LOG_PROCESSORS = Registry(
 #: Tokenizer builders (mmengine has no root for these): offline word-level tokenizers
 #: for tiny configs and local Hugging Face tokenizer folders.
 TOKENIZERS = Registry('tokenizer', scope=SCOPE, locations=['lisakit.tokenizers'])
+#: VLM processors (tokenizer, chat template, special tokens, image preprocessing of a
+#: backbone), built by the backbone from its ``processor`` config.
+PROCESSORS = Registry('processor', scope=SCOPE, locations=['lisakit.models.processors'])

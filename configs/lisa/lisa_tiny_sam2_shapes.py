@@ -11,8 +11,6 @@ _base_ = [
     '../_base_/schedules/schedule_cosine.py',
     '../_base_/default_runtime.py',
 ]
-model = dict(backbone=dict(tokenizer={{_base_.tokenizer}}))
-
 query_weights = dict(color=1.0)
 train_dataloader = dict(
     dataset=dict(num_samples=2000, answers=['<SEG>.'], query_weights=query_weights)

@@ -22,7 +22,9 @@ extra_words = [
 tokenizer = dict(type='WordTokenizer', extra_words=extra_words)
 # the tiny random CLIP and projector train too (tried for text rejection, kept as measured)
 model = dict(
-    backbone=dict(tokenizer=tokenizer, trainable=dict(vision_tower=True, projector=True)),
+    backbone=dict(
+        processor=dict(tokenizer=tokenizer), trainable=dict(vision_tower=True, projector=True)
+    ),
     predict_mode='generate',
     generation_cfg=dict(max_new_tokens=12),
 )
@@ -33,15 +35,6 @@ reject_answers = None
 pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='SAMPreprocess', img_size=64),
-    dict(type='CLIPPreprocess', size=32),
-    dict(
-        type='TokenizeConversation',
-        tokenizer=tokenizer,
-        template='plain',
-        max_length=64 + 15,  # 64 text tokens + 16 image features (LISA's meaning)
-        num_image_features=16,
-        layout='multi_turn',
-    ),
     dict(type='PackLISAInputs'),
 ]
 train_dataloader = dict(

@@ -11,7 +11,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from data_writers import uncompressed_rle
 from mmengine.config import Config
 from PIL import Image
@@ -170,8 +169,7 @@ def test_pickle_release_and_pipeline(tmp_path):
     assert len(ds) == 4
     # the default meta keys carry no_target / num_targets to the metric
     info = ds.get_data_info(2)
-    ids = torch.tensor([1, 2, 3])
-    info.update(input_ids=ids, labels=ids, sam_image=None, clip_image=None)
+    info.update(img=np.zeros((4, 4, 3), np.uint8), sam_image=None)
     out = PackLISAInputs()(info)
     assert out['data_samples'].no_target is True and out['data_samples'].num_targets == 0
 

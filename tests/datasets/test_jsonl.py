@@ -6,12 +6,12 @@ import pytest
 import torch
 from data_writers import write_image, write_jsonl
 from PIL import Image
+from processing import process, word_processor
 from pycocotools import mask as mask_utils
 
 from lisakit.datasets import JSONLDataset
 from lisakit.datasets.templates import ANSWER_LIST, SHORT_QUESTION_LIST
 from lisakit.datasets.transforms import LoadImageFromFile, LoadMaskAnnotations
-from lisakit.datasets.transforms.conversation import TokenizeConversation
 
 H, W = 20, 24
 WORD_TOK = dict(type='WordTokenizer', extra_words=['where are the cat dog what colour grey'])
@@ -118,11 +118,9 @@ def test_masks_and_turns_pixel_by_pixel(root):
 
 def test_multi_turn_tokenization_supervises_answers_only(root):
     ds = build(root, good_lines())
-    tok_t = TokenizeConversation(
-        WORD_TOK, template='plain', max_length=256, num_image_features=1, layout='multi_turn'
-    )
-    out = tok_t(load(ds, 0))
-    tok = tok_t.tokenizer
+    proc = word_processor(WORD_TOK, max_length=256, layout='multi_turn')
+    out = process(proc, load(ds, 0))
+    tok = proc.tokenizer
     assert len(out['input_ids']) == 1
     ids, labels = out['input_ids'][0], out['labels'][0]
     words = tok.convert_ids_to_tokens(ids.tolist())
@@ -135,15 +133,14 @@ def test_multi_turn_tokenization_supervises_answers_only(root):
     assert text.endswith('grey . </s>')
     assert supervised.count('<SEG>') == 3 and 'user' not in supervised
     # too long for all turns: a hard cut (LISA's), the masks of cut <SEG> tokens go
-    short = TokenizeConversation(
-        WORD_TOK, template='plain', max_length=30, num_image_features=1, layout='multi_turn'
-    )(load(ds, 0))
+    short = process(word_processor(WORD_TOK, max_length=30, layout='multi_turn'), load(ds, 0))
     seg = tok.convert_tokens_to_ids('<SEG>')
     kept = int((short['input_ids'][0] == seg).sum())
     assert len(short['input_ids'][0]) == 30 and kept < 3
-    assert len(short['gt_masks']) == kept and short['truncated_masks'] == 3 - kept
+    sample = short['data_sample']
+    assert len(sample.gt_masks) == kept and sample.truncated_masks == 3 - kept
     # LISA's layout: one sequence per turn, each with the image
-    per_query = TokenizeConversation(WORD_TOK, template='plain', num_image_features=1)(load(ds, 0))
+    per_query = process(word_processor(WORD_TOK), load(ds, 0))
     assert len(per_query['input_ids']) == 3
     assert all(
         tok.convert_ids_to_tokens(x.tolist())[3] == '<image>' for x in per_query['input_ids']

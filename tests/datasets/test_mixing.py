@@ -20,11 +20,11 @@ from data_writers import (
 from mmengine.config import Config
 from mmengine.dataset import DefaultSampler
 from mmengine.registry import init_default_scope
+from processing import process_packed, word_processor
 from tool_runner import DEMO, output, run_tool
 
 from lisakit.datasets import FreshDrawSampler, MixedDataset, ShapesReasonSegDataset
 from lisakit.registry import DATASETS
-from lisakit.tokenizers import build_tokenizer
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LISA_MIX = osp.join(REPO, 'configs', '_base_', 'datasets', 'lisa_mix.py')
@@ -127,16 +127,7 @@ def test_bad_mixing_arguments(sources):
 
 
 # ----------------------------------------------------------------- LISA's mix config
-TINY = dict(
-    TokenizeConversation=dict(
-        tokenizer=dict(type='WordTokenizer'),
-        template='plain',
-        max_length=128,
-        num_image_features=16,
-    ),
-    SAMPreprocess=dict(img_size=64),
-    CLIPPreprocess=dict(size=32),
-)
+TINY = dict(SAMPreprocess=dict(img_size=64))
 
 
 def localize(cfg, root):
@@ -214,16 +205,17 @@ def test_lisa_mix_config_builds_and_draws_at_9_3_3_1(lisa_data):
     for source in mix.datasets[0].datasets:  # every semantic / part source yields its masks
         info = source.get_data_info(0)
         assert len(info['gt_masks']) == len(info['class_names']) >= 1
-    # every source yields packed model inputs with one mask per <SEG> (none for VQA)
-    seg_id = build_tokenizer(dict(type='WordTokenizer')).convert_tokens_to_ids('<SEG>')
+    # every source yields neutral samples that a processor (LISA's per-query layout, the
+    # tiny model's 16 image features) turns into one mask per <SEG> (none for VQA)
+    proc = word_processor(max_length=128, num_image_features=16)
     first_draw = {}
     for i in range(200):
         first_draw.setdefault(mix.source_of(i)[0], i)
     assert sorted(first_draw) == [0, 1, 2, 3]
     for k, i in first_draw.items():
-        out = mix[i]
-        n_seg = sum(int((ids == seg_id).sum()) for ids in out['inputs']['input_ids'])
-        assert len(out['data_samples'].gt_masks) == n_seg
+        out = process_packed(proc, mix[i])
+        n_seg = sum(int((ids == proc.seg_token_id).sum()) for ids in out['input_ids'])
+        assert len(out['data_sample'].gt_masks) == n_seg
         assert (n_seg == 0) == (k == 2), (k, n_seg)  # only VQA is text-only
     val = DATASETS.build(localize(cfg.val_dataloader.dataset.to_dict(), lisa_data))
     assert len(val) == 1 and val.get_data_info(0)['answer'] == '<SEG>.'

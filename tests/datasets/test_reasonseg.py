@@ -127,9 +127,6 @@ def test_test_tool_on_a_reasonseg_folder(reasonseg_root, tmp_path, tiny_cfg):
         tiny_cfg,
         "pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadReasonSegAnnotation'),\n"
         "            dict(type='SAMPreprocess', img_size=64),\n"
-        "            dict(type='CLIPPreprocess', size=32),\n"
-        "            dict(type='TokenizeConversation', tokenizer=dict(type='WordTokenizer'),\n"
-        "                 template='plain', max_length=64, num_image_features=16),\n"
         "            dict(type='PackLISAInputs')]\n"
         'test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(\n'
         f"    _delete_=True, type='ReasonSegDataset', data_root='{reasonseg_root}',\n"

@@ -15,6 +15,7 @@ from eval_runner import evaluate_with_test_tool
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from PIL import Image
+from processing import process_packed, tiny_processor
 from pycocotools import mask as mask_utils
 from tool_runner import DEMO, REPO, output, run_tool
 
@@ -191,10 +192,10 @@ def test_split_selection_and_refcocog_umd(tmp_path, refer_root):
 def test_pipeline_packs_a_refcoco_sample(refer_root, tiny_cfg):
     ds = RefCOCODataset(str(refer_root), split='train', num_classes_per_sample=3)
     steps = copy.deepcopy(tiny_cfg.test_dataloader.dataset.pipeline)
-    next(t for t in steps if t['type'] == 'TokenizeConversation')['max_length'] = 128 + 15
     packed = Compose(steps)(ds.get_data_info(0))
-    assert packed['data_samples'].gt_masks.shape == (3, 12, 16)  # one per turn
     assert packed['inputs']['sam_image'].shape == (3, 64, 64)
+    out = process_packed(tiny_processor(tiny_cfg, max_length=128 + 15), packed)
+    assert out['data_sample'].gt_masks.shape == (3, 12, 16)  # one per turn
 
 
 # ---------------------------------------------------------------- bad input

@@ -11,6 +11,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from PIL import Image
+from processing import process_packed, tiny_processor
 from tool_runner import REPO
 
 from lisakit.datasets import ANSWER_LIST, SHORT_QUESTION_LIST, SemanticSegDataset
@@ -112,13 +113,14 @@ def test_pipeline_packs_a_multi_class_sample(ade_root, tiny_cfg):
     ds = SemanticSegDataset(str(ade_root), num_classes_per_sample=3)
     steps = copy.deepcopy(tiny_cfg.test_dataloader.dataset.pipeline)
     packed = Compose(steps)(ds.get_data_info(0))
-    # the demo's limit (64 text tokens, a hard cut as LISA's) cuts the third turn's <SEG>:
-    # its mask goes too
-    assert packed['data_samples'].gt_masks.shape == (2, H, W)
-    next(t for t in steps if t['type'] == 'TokenizeConversation')['max_length'] = 128 + 15
-    packed = Compose(steps)(ds.get_data_info(0))
     assert packed['data_samples'].gt_masks.shape == (3, H, W)
-    assert (packed['inputs']['labels'] != -100).sum() > 3  # three answers supervised
+    # the demo's limit (64 text tokens, a hard cut as LISA's) cuts the third turn's <SEG>:
+    # the data preprocessor drops its mask too
+    out = process_packed(tiny_processor(tiny_cfg), copy.deepcopy(packed))
+    assert out['data_sample'].gt_masks.shape == (2, H, W)
+    out = process_packed(tiny_processor(tiny_cfg, max_length=128 + 15), packed)
+    assert out['data_sample'].gt_masks.shape == (3, H, W)
+    assert (out['labels'][0] != -100).sum() > 3  # three answers supervised
 
 
 def test_cocostuff_reader(tmp_path):

@@ -4,12 +4,12 @@ import json
 
 import pytest
 from data_writers import llava_item, write_image, write_llava
+from processing import process, word_processor
 
 from lisakit.datasets import VQADataset
 from lisakit.datasets.transforms import (
     LoadImageFromFile,
     LoadMaskAnnotations,
-    TokenizeConversation,
 )
 
 WORD_TOK = dict(type='WordTokenizer', extra_words=['what is shown here a grey square answer 0 1'])
@@ -32,17 +32,15 @@ def test_items_become_text_only_conversations(tmp_path):
 
 def test_pipeline_gives_empty_masks_and_answer_labels(tmp_path):
     write_llava(tmp_path, n=1, turns=2, size=(30, 50))
-    pipeline = [
-        LoadImageFromFile(),
-        LoadMaskAnnotations(),
-        TokenizeConversation(WORD_TOK, template='plain', max_length=128, num_image_features=1),
-    ]
-    # SAM / CLIP preprocessing are not needed to check the text and masks
+    pipeline = [LoadImageFromFile(), LoadMaskAnnotations()]
+    # SAM preprocessing is not needed to check the text and masks
     results = VQADataset(data_root=str(tmp_path)).get_data_info(0)
     for t in pipeline:
         results = t(results)
     assert results['gt_masks'].shape == (0, 30, 50)
-    tok = pipeline[2].tokenizer
+    proc = word_processor(WORD_TOK, max_length=128)  # LISA's per-query layout
+    results = process(proc, results)
+    tok = proc.tokenizer
     assert len(results['input_ids']) == 1  # a dialogue (query_type 'vqa') is one sequence
     ids, labels = results['input_ids'][0], results['labels'][0]
     supervised = tok.convert_ids_to_tokens(ids[labels != -100])
@@ -119,15 +117,13 @@ def test_missing_image_fails_in_the_pipeline_or_is_skipped(tmp_path):
 
 
 def test_long_dialogue_is_cut_hard_as_lisa(tmp_path):
-    tok_t = TokenizeConversation(
-        WORD_TOK, template='plain', max_length=16, num_image_features=1, layout='multi_turn'
-    )
+    proc = word_processor(WORD_TOK, max_length=16, layout='multi_turn')
     turns = [
         dict(question='<image>\nWhat is shown here?', answer=' '.join(['square'] * 40)),
         dict(question='What is here?', answer='A grey square.'),
     ]
-    out = tok_t(dict(conversations=turns, gt_masks=None, sample_idx=0))
-    words = tok_t.tokenizer.convert_ids_to_tokens(out['input_ids'][0])
+    out = process(proc, dict(conversations=turns, gt_masks=None, sample_idx=0))
+    words = proc.tokenizer.convert_ids_to_tokens(out['input_ids'][0])
     # <s> user : <image> what is shown here ? assistant : = 11 prompt tokens, 5 answer tokens
     assert len(words) == 16
     assert words[3:9] == ['<image>', 'what', 'is', 'shown', 'here', '?']

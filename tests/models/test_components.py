@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from lisakit.registry import MODELS
-from lisakit.structures import ReasonSegDataSample
 
 TINY_ARCH = dict(
     embed_dim=64,
@@ -138,27 +137,6 @@ def test_sam_checkpoint_loading(tmp_path):
                 checkpoint=str(tmp_path / 'missing.pth'),
             )
         )
-
-
-def test_data_preprocessor_pads_and_stacks():
-    pre = MODELS.build(dict(type='LISADataPreprocessor', pad_token_id=3))
-    ids = [torch.tensor([1, 2, 3, 4]), torch.tensor([5, 6])]
-    data = dict(
-        inputs=dict(
-            input_ids=ids,
-            labels=[i.clone() for i in ids],
-            sam_image=[torch.zeros(3, 8, 8)] * 2,
-            clip_image=[torch.zeros(3, 4, 4)] * 2,
-        ),
-        data_samples=[ReasonSegDataSample(), ReasonSegDataSample()],
-    )
-    out = pre(data)['inputs']
-    assert out['input_ids'].tolist() == [[1, 2, 3, 4], [5, 6, 3, 3]]
-    assert out['labels'].tolist() == [[1, 2, 3, 4], [5, 6, -100, -100]]
-    assert out['attention_mask'].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
-    assert out['sam_images'].shape == (2, 3, 8, 8) and out['clip_images'].shape == (2, 3, 4, 4)
-    with pytest.raises(KeyError, match='PackLISAInputs'):
-        pre(dict(inputs=dict(input_ids=ids)))
 
 
 @pytest.mark.parametrize('rows', [1, 3, 16])

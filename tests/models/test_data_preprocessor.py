@@ -1,108 +1,133 @@
-"""LISADataPreprocessor: LISA's flattened sequence layout (its ``offset`` tensor)."""
+"""LISADataPreprocessor: the backbone's processor on neutral samples, LISA's flattened
+sequence layout (its ``offset`` tensor), truncated masks."""
 
+import numpy as np
 import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 
 from lisakit.datasets.transforms import PackLISAInputs
+from lisakit.models.processors import LlavaProcessor
 from lisakit.registry import MODELS
-from lisakit.structures import ReasonSegDataSample
+
+WORD_TOK = dict(type='WordTokenizer')
 
 
-def batch(per_sample):
-    """Packed inputs of samples with the given lists of sequences."""
-    return dict(
-        inputs=dict(
-            input_ids=per_sample,
-            labels=[[s.clone() for s in seqs] for seqs in per_sample],
-            sam_image=[torch.full((3, 8, 8), float(i)) for i in range(len(per_sample))],
-            clip_image=[torch.full((3, 4, 4), float(i)) for i in range(len(per_sample))],
-        ),
-        data_samples=[ReasonSegDataSample() for _ in per_sample],
+def processor(layout='per_query', max_length=None, **kwargs):
+    """A LLaVA processor on the word tokenizer: 1 image feature, 4 px CLIP."""
+    return LlavaProcessor(
+        WORD_TOK,
+        template='plain',
+        layout=layout,
+        max_length=max_length,
+        num_image_features=1,
+        image_size=4,
+        **kwargs,
     )
+
+
+def packed(n_queries, value, answer='<SEG> .', question='segment the square'):
+    """A neutral sample (PackLISAInputs) of an 8 x 8 image of grey ``value`` with
+    ``n_queries`` turns, one mask each."""
+    turns = [dict(question=f'<image>\n{question}', answer=answer)]
+    turns += [dict(question=question, answer=answer)] * (n_queries - 1)
+    results = dict(
+        img=np.full((8, 8, 3), value, np.uint8),
+        sam_image=torch.full((3, 8, 8), float(value)),
+        conversations=turns,
+        gt_masks=np.arange(n_queries, dtype=np.uint8)[:, None, None].repeat(8, 1).repeat(8, 2),
+        img_path=f'img{value}.jpg',
+    )
+    return PackLISAInputs()(results)
 
 
 def test_sequences_of_all_samples_are_flattened_in_order():
-    pre = MODELS.build(dict(type='LISADataPreprocessor', pad_token_id=0))
-    three = [torch.tensor([1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6])]
-    out = pre(batch([three, [torch.tensor([7, 8, 9, 10])]]))['inputs']
-    assert out['input_ids'].tolist() == [[1, 2, 0, 0], [3, 4, 5, 0], [6, 0, 0, 0], [7, 8, 9, 10]]
-    assert out['labels'].tolist()[2] == [6, -100, -100, -100]
-    assert out['attention_mask'].sum(dim=1).tolist() == [2, 3, 1, 4]
-    assert out['seq_to_sample'].tolist() == [0, 0, 0, 1]
+    proc = processor()
+    pre = MODELS.build(dict(type='LISADataPreprocessor', processor=proc))
+    items = [packed(3, 0), packed(1, 100), packed(2, 200)]
+    assert set(items[0]['inputs']) == {'img', 'sam_image'}
+    out = pre(pseudo_collate(items))['inputs']
+    assert out['seq_to_sample'].tolist() == [0, 0, 0, 1, 2, 2]
     assert out['seq_to_sample'].dtype == torch.int64
-    # one image per sample (SAM encodes it once), not one per sequence
-    assert out['sam_images'].shape == (2, 3, 8, 8) and out['clip_images'].shape == (2, 3, 4, 4)
-    assert out['clip_images'][out['seq_to_sample']][:, 0, 0, 0].tolist() == [0, 0, 0, 1]
+    # the rows are the processor's sequences, right-padded with its pad id
+    seqs = []
+    for item in items:
+        ds = item['data_samples']
+        seqs += proc(item['inputs']['img'], ds.conversations, name='x')['input_ids']
+    lengths = [len(s) for s in seqs]
+    assert out['attention_mask'].sum(dim=1).tolist() == lengths
+    for row, seq in zip(out['input_ids'], seqs):
+        assert row[: len(seq)].tolist() == seq.tolist()
+        assert (row[len(seq) :] == proc.pad_token_id).all()
+    assert (out['labels'][out['attention_mask'] == 0] == -100).all()
+    # one SAM image per sample (SAM encodes it once), CLIP pixels per sequence
+    assert out['sam_images'].shape == (3, 3, 8, 8)
+    assert out['sam_images'][:, 0, 0, 0].tolist() == [0.0, 100.0, 200.0]
+    pixels = out['vision']['pixel_values']  # (N, 3, 4, 4)
+    assert pixels.shape == (6, 3, 4, 4)
+    assert torch.equal(pixels[0], pixels[2]) and not torch.equal(pixels[2], pixels[3])
+    assert torch.equal(pixels[4], pixels[5])
 
 
 def test_single_sequences_keep_one_row_per_sample():
+    pre = MODELS.build(dict(type='LISADataPreprocessor', processor=processor('multi_turn')))
+    out = pre(pseudo_collate([packed(3, 0), packed(1, 9)]))['inputs']
+    assert out['input_ids'].shape[0] == 2 and out['seq_to_sample'].tolist() == [0, 1]
+    assert out['vision']['pixel_values'].shape == (2, 3, 4, 4)
+
+
+def test_pad_token_id_overrides_the_processors():
+    pre = MODELS.build(dict(type='LISADataPreprocessor', processor=processor(), pad_token_id=0))
+    out = pre(pseudo_collate([packed(1, 0, answer='<SEG> . sure'), packed(1, 1)]))['inputs']
+    assert out['input_ids'][1, -1] == 0 and out['attention_mask'][1, -1] == 0
+
+
+def test_truncated_masks_are_dropped_and_counted():
+    """A <SEG> cut off by the processor's max_length loses its mask (LISA would fail on
+    it); the data sample counts it in ``truncated_masks``."""
+    proc = processor(max_length=None)
+    full = proc(np.zeros((8, 8, 3), np.uint8), [('<image>\nsegment the square', '<SEG> .')])
+    cut = full['input_ids'][0].tolist().index(proc.seg_token_id)  # cuts off every <SEG>
+    pre = MODELS.build(dict(type='LISADataPreprocessor', processor=processor(max_length=cut)))
+    data = pre(pseudo_collate([packed(2, 0), packed(1, 5, question='segment it')]))
+    first, second = data['data_samples']
+    assert first.truncated_masks == 2 and first.gt_masks.shape == (0, 8, 8)
+    assert 'truncated_masks' not in second and second.gt_masks.shape == (1, 8, 8)
+    # the masks that survive keep their <SEG> order
+    pre = MODELS.build(
+        dict(type='LISADataPreprocessor', processor=processor('multi_turn', cut + 6))
+    )
+    (sample,) = pre(pseudo_collate([packed(3, 0)]))['data_samples']
+    kept = 3 - sample.metainfo.get('truncated_masks', 0)
+    assert 0 < kept < 3
+    assert sample.gt_masks[:, 0, 0].tolist() == list(range(kept))
+
+
+def test_missing_processor_and_old_inputs_raise():
     pre = MODELS.build(dict(type='LISADataPreprocessor'))
-    out = pre(batch([[torch.tensor([1, 2])], [torch.tensor([3])]]))['inputs']
-    assert out['input_ids'].shape == (2, 2) and out['seq_to_sample'].tolist() == [0, 1]
+    with pytest.raises(ValueError, match='has no processor'):
+        pre(pseudo_collate([packed(1, 0)]))
+    old = dict(inputs=dict(input_ids=[torch.tensor([1])], clip_image=[torch.zeros(3, 4, 4)]))
+    with pytest.raises(KeyError, match='PackLISAInputs'):
+        MODELS.build(dict(type='LISADataPreprocessor', processor=processor()))(old)
 
 
-def test_mismatched_labels_raise():
-    pre = MODELS.build(dict(type='LISADataPreprocessor'))
-    data = batch([[torch.tensor([1, 2])]])
-    data['inputs']['labels'] = [[torch.tensor([1])]]
-    with pytest.raises(ValueError, match='same lengths'):
-        pre(data)
-
-
-def test_packed_samples_with_different_query_counts_survive_pseudo_collate():
-    """PackLISAInputs concatenates a sample's sequences (mmengine's collate would
-    transpose lists); the preprocessor splits them back."""
-    pack = PackLISAInputs()
-
-    def packed(seqs, value):
-        results = dict(
-            input_ids=seqs,
-            labels=[s.clone() for s in seqs],
-            img_path='x.jpg',
-            sam_image=torch.full((3, 8, 8), value),
-            clip_image=torch.zeros(3, 4, 4),
-        )
-        return pack(results)  # fmt: skip
-
-    items = [
-        packed([torch.tensor([1, 2]), torch.tensor([3, 4, 5])], 0.0),
-        packed([torch.tensor([6])], 1.0),
-        packed([torch.tensor([7]), torch.tensor([8]), torch.tensor([9, 9])], 2.0),
-    ]
-    assert items[0]['inputs']['input_ids'].tolist() == [1, 2, 3, 4, 5]
-    out = MODELS.build(dict(type='LISADataPreprocessor'))(pseudo_collate(items))['inputs']
-    assert out['input_ids'].tolist() == [
-        [1, 2, 0], [3, 4, 5], [6, 0, 0], [7, 0, 0], [8, 0, 0], [9, 9, 0]
-    ]  # fmt: skip
-    assert out['seq_to_sample'].tolist() == [0, 0, 1, 2, 2, 2]
-    assert out['sam_images'][:, 0, 0, 0].tolist() == [0.0, 1.0, 2.0]
+def test_processor_errors_name_the_sample():
+    pre = MODELS.build(dict(type='LISADataPreprocessor', processor=processor()))
+    item = packed(1, 0)
+    item['data_samples'].set_metainfo(dict(conversations=[('<image> what is <SEG> ?', 'x')]))
+    with pytest.raises(ValueError, match=r'img0\.jpg: a question contains'):
+        pre(pseudo_collate([item]))
 
 
 def test_pipeline_to_model_with_several_queries_per_image(tiny_cfg):
-    """The real pipeline (per-query layout) through the tiny model: 3 + 1 queries over 2
-    images give 4 sequences, SAM runs on 2 images, each image gets its masks."""
+    """The real pipeline through the tiny model with LISA's per-query layout: 3 + 1
+    queries over 2 images give 4 sequences, SAM runs on 2 images, each image gets its
+    masks."""
     from lisakit.datasets import ShapesReasonSegDataset
-    from lisakit.datasets.transforms import (
-        CLIPPreprocess,
-        LoadImageFromFile,
-        SAMPreprocess,
-        TokenizeConversation,
-    )
+    from lisakit.datasets.transforms import LoadImageFromFile, SAMPreprocess
 
-    steps = [
-        LoadImageFromFile(),
-        SAMPreprocess(img_size=64),
-        CLIPPreprocess(size=32),
-        TokenizeConversation(
-            dict(type='WordTokenizer'),
-            template='plain',
-            max_length=128,
-            num_image_features=16,
-            layout='per_query',
-        ),  # fmt: skip
-        PackLISAInputs(),
-    ]
+    steps = [LoadImageFromFile(), SAMPreprocess(img_size=64), PackLISAInputs()]
     raw = ShapesReasonSegDataset(num_samples=2, seed=0)
     items = []
     for idx, n_queries in enumerate((3, 1)):
@@ -116,8 +141,10 @@ def test_pipeline_to_model_with_several_queries_per_image(tiny_cfg):
         for step in steps:
             results = step(results)
         items.append(results)
+    cfg = tiny_cfg.model.to_dict()
+    cfg['backbone']['processor'].update(layout='per_query', max_length=128)
     torch.manual_seed(0)
-    model = MODELS.build(tiny_cfg.model)
+    model = MODELS.build(cfg)
     data = model.data_preprocessor(pseudo_collate(items), True)
     assert data['inputs']['seq_to_sample'].tolist() == [0, 0, 0, 1]
     assert data['inputs']['sam_images'].shape[0] == 2

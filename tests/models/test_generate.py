@@ -124,20 +124,20 @@ def _left_padded(model, data):
     inputs = data['inputs']
     pad = model.backbone.tokenizer.pad_token_id
     ids, mask = left_padded_prompts(inputs['input_ids'], inputs['labels'], pad, -100)
-    return ids, mask, inputs['clip_images']
+    return ids, mask, inputs['vision']
 
 
 def test_generate_returns_the_states_of_a_full_forward(model_and_data):
     """The <SEG> states kept from ``generate`` equal a second full forward's (the old way)."""
     model, batch = model_and_data
     data = model.data_preprocessor(pseudo_collate([batch_item(batch, 0)]), False)
-    ids, mask, pixels = _left_padded(model, data)  # one prompt: no padding
+    ids, mask, vision = _left_padded(model, data)  # one prompt: no padding
     forced = _force(model.backbone.tokenizer, '<SEG> . <SEG>')
     with torch.no_grad():
         out = model.backbone.generate(
-            ids, mask, pixels, max_new_tokens=6, prefix_allowed_tokens_fn=forced
+            ids, mask, vision, max_new_tokens=6, prefix_allowed_tokens_fn=forced
         )
         seq = out['sequences']
-        full = model.backbone.forward_expanded(seq, torch.ones_like(seq), pixels)
+        full = model.backbone.forward_expanded(seq, torch.ones_like(seq), vision['pixel_values'])
     assert len(out['seg_embeds'][0]) == 2
     torch.testing.assert_close(out['seg_embeds'][0], full['seg_embeds'][0])

@@ -94,7 +94,7 @@ def test_seg_hidden_state_is_the_one_predicting_seg(model_and_batch):
         out = backbone(
             data['inputs']['input_ids'],
             data['inputs']['attention_mask'],
-            data['inputs']['clip_images'],
+            data['inputs']['vision'],
         )
     ids = out['input_ids']
     for b, embeds in enumerate(out['seg_embeds']):

@@ -30,7 +30,7 @@ def _inputs(backbone, batch=2):
     input_ids = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True)
     mask = torch.arange(input_ids.shape[1])[None] < torch.tensor([len(i) for i in ids])[:, None]
     size = backbone.hf_model.config.vision_config.image_size
-    return input_ids, mask.long(), torch.randn(batch, 3, size, size)
+    return input_ids, mask.long(), dict(pixel_values=torch.randn(batch, 3, size, size))
 
 
 def test_lora_targets_only_the_language_model(tiny_cfg):

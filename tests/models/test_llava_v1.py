@@ -30,14 +30,16 @@ def _inputs(backbone):
     input_ids = torch.tensor([ids])
     size = backbone.hf_model.config.vision_config.image_size
     torch.manual_seed(1)
-    return input_ids, torch.ones_like(input_ids), torch.randn(1, 3, size, size)
+    return input_ids, torch.ones_like(input_ids), dict(pixel_values=torch.randn(1, 3, size, size))
 
 
 def _save(backbone, folder):
     backbone.hf_model.save_pretrained(folder / 'llava')
     backbone.tokenizer.save_pretrained(folder / 'tokenizer')
     return dict(
-        pretrained=str(folder / 'llava'), tokenizer=str(folder / 'tokenizer'), llava_config=None
+        pretrained=str(folder / 'llava'),
+        processor=dict(tokenizer=str(folder / 'tokenizer')),
+        llava_config=None,
     )
 
 
@@ -102,8 +104,8 @@ def test_folder_errors_name_the_file_and_the_fix(tiny_cfg, tmp_path):
 def test_clip_image_size_and_options_are_checked(tiny_cfg):
     backbone = _build(_backbone_cfg(tiny_cfg, **V1_OPTIONS))
     ids, mask, _ = _inputs(backbone)
-    with pytest.raises(ValueError, match='CLIPPreprocess size=32'):
-        backbone(ids, mask, torch.randn(1, 3, 48, 48))
+    with pytest.raises(ValueError, match='processor.image_size.*must give 32'):
+        backbone(ids, mask, dict(pixel_values=torch.randn(1, 3, 48, 48)))
     with pytest.raises(ValueError, match="projector_type='mlp3x'"):
         MODELS.build(_backbone_cfg(tiny_cfg, projector_type='mlp3x'))
     with pytest.raises(ValueError, match='vision_feature_select_strategy'):

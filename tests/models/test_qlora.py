@@ -37,7 +37,7 @@ def _inputs(backbone):
     lengths = torch.tensor([len(i) for i in ids])
     mask = (torch.arange(input_ids.shape[1])[None] < lengths[:, None]).long()
     size = backbone.hf_model.config.vision_config.image_size
-    return input_ids, mask, torch.randn(2, 3, size, size)
+    return input_ids, mask, dict(pixel_values=torch.randn(2, 3, size, size))
 
 
 def _effective_rows(backbone):
@@ -123,7 +123,8 @@ def test_training_on_cuda_keeps_the_4bit_base(tiny_cfg):
         if 'lora_' not in n and 'trainable_tokens_delta' not in n
     }
     opt = torch.optim.AdamW([p for p in backbone.parameters() if p.requires_grad], lr=1e-2)
-    inputs = [t.to('cuda') for t in _inputs(backbone)]
+    ids, mask, vision = _inputs(backbone)
+    inputs = [ids.cuda(), mask.cuda(), {k: v.cuda() for k, v in vision.items()}]
     for _ in range(3):
         with torch.autocast('cuda', dtype=torch.bfloat16):
             out = backbone(*inputs)

@@ -31,7 +31,8 @@ def _grouped(model, items):
     inputs, samples = data['inputs'], data['data_samples']
     firsts = [g[0] for g in GROUPS]
     inputs['sam_images'] = inputs['sam_images'][firsts]  # (B, 3, S, S)
-    inputs['clip_images'] = inputs['clip_images'][firsts]  # (B, 3, s, s)
+    first_of = [g[0] for g in GROUPS for _ in g]  # each sequence sees its group's image
+    inputs['vision'] = dict(pixel_values=inputs['vision']['pixel_values'][first_of])
     inputs['seq_to_sample'] = torch.tensor(SEQ_TO_SAMPLE)
     grouped = []
     for group in GROUPS:
@@ -45,12 +46,9 @@ def _alone(model, items, j):
     """Sequence j alone, with its group's image."""
     image = items[next(g[0] for g in GROUPS if j in g)]
     seq = items[j]
-    inputs = dict(
-        seq['inputs'],
-        sam_image=image['inputs']['sam_image'],
-        clip_image=image['inputs']['clip_image'],
-    )
+    inputs = dict(img=image['inputs']['img'], sam_image=image['inputs']['sam_image'])
     sample = image['data_samples'].clone()
+    sample.set_metainfo(dict(conversations=seq['data_samples'].conversations))
     sample.gt_masks = seq['data_samples'].gt_masks
     return model.data_preprocessor(pseudo_collate([dict(inputs=inputs, data_samples=sample)]), True)
 

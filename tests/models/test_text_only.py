@@ -17,14 +17,6 @@ TINY_PIPELINE = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadMaskAnnotations'),
     dict(type='SAMPreprocess', img_size=64),
-    dict(type='CLIPPreprocess', size=32),
-    dict(
-        type='TokenizeConversation',
-        tokenizer=dict(type='WordTokenizer'),
-        template='plain',
-        max_length=64 + 15,  # 64 text tokens next to the tiny CLIP's 16 features
-        num_image_features=16,
-    ),
     dict(type='PackLISAInputs'),
 ]
 

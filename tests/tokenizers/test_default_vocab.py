@@ -1,8 +1,7 @@
 """The WordTokenizer's frozen default vocabulary equals the words of the texts it covers."""
 
 from lisakit.datasets import shapes_reasonseg, templates
-from lisakit.datasets.transforms import conversation
-from lisakit.tokenizers import WordTokenizer
+from lisakit.tokenizers import WordTokenizer, conversation
 from lisakit.tokenizers.word_tokenizer import DEFAULT_WORDS, corpus_vocab
 
 

@@ -1,4 +1,5 @@
-"""lisakit's token ids, labels and CLIP pixels equal what LISA's own code produces.
+"""lisakit's token ids, labels and CLIP pixels equal what LISA's own code produces, through
+the backbone's processor (``LlavaProcessor``, as the data preprocessor runs it).
 
 The expected values in ``tests/data/lisa_fixtures`` were recorded by
 ``tools/misc/record_lisa_fixtures.py`` with transformers 4.31 (LISA's pin) and LISA's
@@ -12,8 +13,11 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from mmengine.dataset import pseudo_collate
 
-from lisakit.datasets.transforms import CLIPPreprocess, TokenizeConversation
+from lisakit.datasets.transforms import PackLISAInputs
+from lisakit.models.data_preprocessors import LISADataPreprocessor
+from lisakit.models.processors import LlavaProcessor
 from lisakit.tokenizers import (
     ConversationEncoder,
     HFTokenizer,
@@ -39,6 +43,11 @@ def lisa_tokenizer(use_mm_start_end: bool):
     return tok
 
 
+#: LISA's CLIP ViT-L/14 at 224 px: 256 image features.
+LISA_FEATURES, LISA_CLIP_SIZE = 256, 224
+IMAGE = np.zeros((LISA_CLIP_SIZE, LISA_CLIP_SIZE, 3), np.uint8)
+
+
 def sample_text(case: dict) -> dict:
     """The case as a lisakit dataset emits it (``<SEG>`` in answers, ``query_type``)."""
     turns = [dict(question=q, answer=a.replace(LISA_SEG, SEG_TOKEN)) for q, a in case['turns']]
@@ -47,6 +56,11 @@ def sample_text(case: dict) -> dict:
         assert '<image>' not in turns[k]['question']
     query_type = 'vqa' if case['kind'] == 'dialogue' else 'short'
     return dict(conversations=turns, query_type=query_type, sample_idx=0)
+
+
+def neutral(results: dict) -> dict:
+    """The sample as PackLISAInputs hands it to the data preprocessor."""
+    return PackLISAInputs()(dict(results, img=IMAGE, sam_image=torch.zeros(3, 4, 4)))
 
 
 def expected_lisakit_form(seq: dict, use_mm: bool, image_id: int) -> tuple[list, list]:
@@ -60,19 +74,29 @@ def expected_lisakit_form(seq: dict, use_mm: bool, image_id: int) -> tuple[list,
     return ids, labels
 
 
-def transform_for(case: dict, use_sentencepiece=None) -> TokenizeConversation:
+def processor_for(case: dict, use_sentencepiece=None) -> LlavaProcessor:
+    """LISA's processor settings (what LlavaBackbone builds for a LISA-v1 checkpoint)."""
     tok = lisa_tokenizer(case['use_mm_start_end'])
-    t = TokenizeConversation(
+    p = LlavaProcessor(
         tok,
         template='llava_v1',
         max_length=None if case['inference'] else case['model_max_length'],
-        num_image_features=256,
+        num_image_features=LISA_FEATURES,
+        image_size=LISA_CLIP_SIZE,
+        image_processor=osp.join(FIXTURES, 'clip'),
         layout='per_query',
         seg_token=LISA_SEG,
     )
     if use_sentencepiece is False:
-        t.encoder._slow = SlowLlamaEncoder(t.tokenizer, use_sentencepiece=False)
-    return t
+        p.encoder._slow = SlowLlamaEncoder(p.tokenizer, use_sentencepiece=False)
+    return p
+
+
+def run(p: LlavaProcessor, results: dict) -> dict:
+    """The processor on the neutral form of ``results``."""
+    sample = neutral(results)
+    meta = sample['data_samples'].metainfo
+    return p(sample['inputs']['img'], meta['conversations'], meta['query_type'], name='case')
 
 
 def test_fixture_set_covers_the_issue():
@@ -91,16 +115,16 @@ def test_fixture_set_covers_the_issue():
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_ids_and_labels_equal_lisa(name, use_sentencepiece):
     case = CASES[name]
-    t = transform_for(case, use_sentencepiece)
+    t = processor_for(case, use_sentencepiece)
     assert (
         t.encoder.text_encoding == 'lisa' and t.encoder.use_im_start_end == case['use_mm_start_end']
     )
     assert (t.encoder._slow.sp is None) == (use_sentencepiece is False)
-    assert t.tokenizer.convert_tokens_to_ids(LISA_SEG) == case['seg_token_id']
+    assert t.tokenizer.convert_tokens_to_ids(LISA_SEG) == case['seg_token_id'] == t.seg_token_id
     results = sample_text(case)
     if case['kind'] == 'chat':  # chat.py: the prompt for generation, an empty answer
         results['conversations'][0]['answer'] = ''
-    out = t(results)
+    out = run(t, results)
     assert len(out['input_ids']) == len(case['sequences'])
     for ids, labels, seq in zip(out['input_ids'], out['labels'], case['sequences']):
         exp_ids, exp_labels = expected_lisakit_form(
@@ -115,8 +139,8 @@ def test_seg_and_image_surroundings_are_lisas():
     """The two whitespace facts of the issue: ``ASSISTANT:`` is followed directly by the
     answer and ``[SEG]`` by ``▁.``; ``<im_end>`` directly by the question's first word."""
     case = CASES['short_template_0_answer_0']
-    t = transform_for(case)
-    ids = t(sample_text(case))['input_ids'][0].tolist()
+    t = processor_for(case)
+    ids = run(t, sample_text(case))['input_ids'][0].tolist()
     pieces = t.tokenizer.convert_ids_to_tokens(ids)
     seg = pieces.index(LISA_SEG)
     assert pieces[seg - 2 : seg + 3] == ['▁It', '▁is', LISA_SEG, '▁.', '</s>']
@@ -126,17 +150,21 @@ def test_seg_and_image_surroundings_are_lisas():
 
 def test_truncation_drops_the_masks_of_cut_seg_tokens():
     case = CASES['truncated_long_query']
-    t = transform_for(case)
+    pre = LISADataPreprocessor(processor=processor_for(case))
     results = sample_text(case)
     results['gt_masks'] = np.ones((1, 4, 4), dtype=np.uint8)
-    out = t(results)
-    assert len(out['input_ids'][0]) == 512 - 255 - 2  # <im_start> / <im_end> come back
-    assert out['truncated_masks'] == 1 and out['gt_masks'].shape == (0, 4, 4)
+    data = pre(pseudo_collate([neutral(results)]))
+    ids = data['inputs']['input_ids']
+    assert ids.shape == (1, 512 - 255 - 2)  # <im_start> / <im_end> come back
+    (sample,) = data['data_samples']
+    assert sample.truncated_masks == 1 and sample.gt_masks.shape == (0, 4, 4)
 
 
 def test_detects_llama_sentencepiece_tokenizers():
     assert is_sentencepiece_llama(lisa_tokenizer(False))
-    t = TokenizeConversation(dict(type='WordTokenizer'), template='plain')
+    t = LlavaProcessor(
+        dict(type='WordTokenizer'), template='plain', num_image_features=1, image_size=8
+    )
     assert t.encoder.text_encoding == 'tokenizer' and not t.encoder.use_im_start_end
 
 
@@ -146,12 +174,15 @@ def test_detects_llama_sentencepiece_tokenizers():
 
 def test_clip_pixels_equal_transformers_431():
     recorded = np.load(osp.join(FIXTURES, 'clip_pixels.npz'))
-    clip = CLIPPreprocess(pretrained=osp.join(FIXTURES, 'clip'))
+    p = processor_for(CASES['short_template_0_answer_0'])
+    results = sample_text(CASES['short_template_0_answer_0'])
     n = len([k for k in recorded.files if k.startswith('image_')])
     assert n >= 3
     for k in range(n):
         img = recorded[f'image_{k}']
-        out = clip(dict(img=img))['clip_image']
+        sample = PackLISAInputs()(dict(results, img=img, sam_image=torch.zeros(3, 4, 4)))
+        out = p(sample['inputs']['img'], sample['data_samples'].conversations)
+        out = out['vision']['pixel_values']
         expected = recorded[f'pixels_{k}']
         assert out.shape == expected.shape == (3, 224, 224)
         assert out.dtype == torch.float32
@@ -162,7 +193,7 @@ def test_plain_transformers5_encoding_differs_from_lisa():
     """Why the 4.31 emulation exists: transformers 5 on the same string keeps the space
     before ``[SEG]`` (a lone ``▁``) and drops the dummy prefix of ``.``."""
     case = CASES['short_template_0_answer_0']
-    lisa = transform_for(case).encoder
+    lisa = processor_for(case).encoder
     modern = ConversationEncoder(lisa.tokenizer, 'llava_v1', 'tokenizer', use_im_start_end=True)
     turns = [(q, a) for q, a in case['turns']]
     ids, _ = modern.encode(turns)

@@ -5,13 +5,7 @@
 # class present in a validation image on its own (gIoU / cIoU).
 dataset_type = 'SemanticSegDataset'
 data_root = 'data/ade20k'
-tokenizer = 'data/llava-1.5-7b-hf'
 sam_img_size = 1024
-clip_size = 336
-# LISA's length limit: 512 tokens once CLIP ViT-L/14 at 224 px (256 features) is expanded,
-# i.e. 257 text tokens; the same text room at 336 px (576 features) is 832.
-num_image_features = (clip_size // 14) ** 2
-max_length = 256 + num_image_features
 # masks per training sample, one conversation turn (and one <SEG>) each; LISA uses 3
 num_classes_per_sample = 1
 ade20k = dict(
@@ -25,15 +19,6 @@ ade20k = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='SAMPreprocess', img_size=sam_img_size),
-    dict(type='CLIPPreprocess', size=clip_size),
-    dict(
-        type='TokenizeConversation',
-        tokenizer=tokenizer,
-        template='llava_v1',
-        max_length=max_length,
-        num_image_features=num_image_features,
-        layout='per_query',  # LISA: one one-turn sequence per query
-    ),
     dict(type='PackLISAInputs'),
 ]
 test_pipeline = train_pipeline

@@ -8,20 +8,17 @@
 # One <SEG> per target instead: grefcoco_per-object.py. In training a no-target
 # expression is answered with a rejection text (REJECT_ANSWER_LIST, no <SEG>, no mask);
 # reject_answers=None keeps LISA's "<SEG>" answer with an all-zero mask.
-# The image sizes must match the model: SAM 1024, CLIP 336 for LLaVA-1.5 (224 for LISA v1).
+# SAM's input size must match the model (1024); the text and CLIP settings are the
+# backbone's (model.backbone.processor).
 dataset_type = 'GRefCOCODataset'
 data_root = 'data/refer_seg'
-tokenizer = 'data/llava-1.5-7b-hf'
 sam_img_size = 1024
-clip_size = 336
 target_mode = 'merged'
 # expressions per training sample, one conversation turn each; LISA uses 3
 num_classes_per_sample = 1
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='SAMPreprocess', img_size=sam_img_size),
-    dict(type='CLIPPreprocess', size=clip_size),
-    dict(type='TokenizeConversation', tokenizer=tokenizer, template='llava_v1', max_length=512),
     dict(type='PackLISAInputs'),
 ]
 test_pipeline = train_pipeline

@@ -4,16 +4,10 @@
 # Inside the semantic-seg and referring groups a dataset is picked uniformly, regardless of
 # its size, as LISA does: ADE20K, COCO-Stuff, PASCAL-Part, PACO-LVIS and Mapillary; refCLEF,
 # refCOCO, refCOCO+ and refCOCOg. Folder layout under `data_root` (LISA's --dataset_dir):
-# docs/datasets.md. Every source has its own pipeline; the image sizes must match the
-# model: SAM 1024, CLIP 336 for LLaVA-1.5 (224 for LISA v1).
+# docs/datasets.md. Every source has its own pipeline; SAM's input size must match the
+# model (1024); the text and CLIP settings are the backbone's (model.backbone.processor).
 data_root = 'data'
-tokenizer = 'data/llava-1.5-7b-hf'
 sam_img_size = 1024
-clip_size = 336
-# LISA's length limit: 512 tokens once CLIP ViT-L/14 at 224 px (256 features) is expanded,
-# i.e. 257 text tokens; the same text room at 336 px (576 features) is 832.
-num_image_features = (clip_size // 14) ** 2
-max_length = 256 + num_image_features
 # masks per image per step (LISA: 3): classes (sem-seg), sentences (refer-seg), queries
 # (ReasonSeg)
 num_classes_per_sample = 3
@@ -23,15 +17,6 @@ samples_per_epoch = 2 * 10 * 500 * 8
 
 _image_branches = [
     dict(type='SAMPreprocess', img_size=sam_img_size),
-    dict(type='CLIPPreprocess', size=clip_size),
-    dict(
-        type='TokenizeConversation',
-        tokenizer=tokenizer,
-        template='llava_v1',
-        max_length=max_length,
-        num_image_features=num_image_features,
-        layout='per_query',  # LISA: one one-turn sequence per query
-    ),
     dict(type='PackLISAInputs'),
 ]
 seg_pipeline = [dict(type='LoadImageFromFile')] + _image_branches  # masks come with the item

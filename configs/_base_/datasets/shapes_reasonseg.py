@@ -1,24 +1,12 @@
 # Generated coloured-shapes reasoning segmentation (see lisakit/datasets/shapes_reasonseg.py).
-# `sam_img_size` and `clip_size` must match the model's SAM input size and CLIP
-# image_size; the method config ties the model's tokenizer to `tokenizer`.
+# `sam_img_size` must match the model's SAM input size. The samples are backbone-neutral
+# (image, turns with <image> / <SEG>, masks): the tokenizer, the text layout and the CLIP
+# preprocessing are the backbone's (model.backbone.processor in the model config).
 dataset_type = 'ShapesReasonSegDataset'
-tokenizer = dict(type='WordTokenizer')
 sam_img_size = 64
-clip_size = 32
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='SAMPreprocess', img_size=sam_img_size),
-    dict(type='CLIPPreprocess', size=clip_size),
-    # 16 image features (32 px, patch 8); 64 text tokens; the queries of a sample stay
-    # turns of one sequence (the demo's model reads one sequence per image)
-    dict(
-        type='TokenizeConversation',
-        tokenizer=tokenizer,
-        template='plain',
-        max_length=64 + 15,
-        num_image_features=16,
-        layout='multi_turn',
-    ),
     dict(type='PackLISAInputs'),
 ]
 test_pipeline = train_pipeline

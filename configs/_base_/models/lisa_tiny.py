@@ -11,7 +11,15 @@ model = dict(
     data_preprocessor=dict(type='LISADataPreprocessor'),
     backbone=dict(
         type='LlavaBackbone',
-        tokenizer=dict(type='WordTokenizer'),
+        # the backbone's text conventions (CLIP size and the 16 image features come from
+        # llava_config): 64 text tokens next to the 16 features; the queries of a sample
+        # stay turns of one sequence (the demo's model reads one sequence per image)
+        processor=dict(
+            tokenizer=dict(type='WordTokenizer'),
+            template='plain',
+            max_length=64 + 15,
+            layout='multi_turn',
+        ),
         llava_config=dict(
             vision_config=dict(
                 model_type='clip_vision_model',

@@ -1,15 +1,13 @@
 """Data transforms (registered in ``lisakit.registry.TRANSFORMS``)."""
 
-from .conversation import CONVERSATION_TEMPLATES, ConversationTemplate, TokenizeConversation
+from .conversation import CLIPPreprocess, TokenizeConversation
 from .formatting import PackLISAInputs
-from .image import CLIPPreprocess, SAMPreprocess
+from .image import SAMPreprocess
 from .loading import LoadImageFromFile
 from .masks import LoadMaskAnnotations
 
 __all__ = [
-    'CONVERSATION_TEMPLATES',
     'CLIPPreprocess',
-    'ConversationTemplate',
     'LoadImageFromFile',
     'LoadMaskAnnotations',
     'PackLISAInputs',

@@ -52,7 +52,9 @@ def resolve_pretrained(pretrained: str, what: str = 'model.backbone.pretrained')
     )
 
 
-def _read_config(folder: str) -> LlavaConfig:
+def read_llava_config(folder: str) -> LlavaConfig:
+    """The ``LlavaConfig`` of a local Hugging Face LLaVA folder, checked (a clear error for a
+    missing config.json or an unconverted LLaVA-v1 / LISA folder)."""
     path = os.path.join(folder, 'config.json')
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -139,7 +141,7 @@ def load_pretrained_llava(
         ValueError: For missing or mis-shaped weights, or a projector type mismatch.
     """
     folder = resolve_pretrained(pretrained)
-    config = _read_config(folder)
+    config = read_llava_config(folder)
     projector_type = _apply_overrides(config, overrides, folder)
     model, info = llava_class(projector_type).from_pretrained(
         folder,

@@ -1,7 +1,8 @@
 """LLaVA backbone: a Hugging Face ``LlavaForConditionalGeneration`` with ``<SEG>``.
 
-The wrapper owns the tokenizer additions (``<image>``, ``<SEG>``), the freezing of
-its parts, optional 4/8-bit quantization of the LLM (bitsandbytes), LoRA and
+The wrapper owns its processor (:class:`lisakit.models.processors.LlavaProcessor`: the
+tokenizer with ``<image>`` and ``<SEG>``, the chat template, the CLIP preprocessing), the
+freezing of its parts, optional 4/8-bit quantization of the LLM (bitsandbytes), LoRA and
 trainable ``<SEG>`` rows (peft), the expansion of the single ``<image>`` placeholder
 into one token per visual feature, and the selection of the hidden states that
 *predict* each ``<SEG>`` (LISA uses the state at the position just before
@@ -10,18 +11,20 @@ into one token per visual feature, and the selection of the hidden states that
 
 from __future__ import annotations
 
+import os
 from typing import Optional, Union
 
 import torch
 from mmengine.model import BaseModule
-from transformers import LlavaConfig, LlavaForConditionalGeneration
+from transformers import LlavaConfig, LlavaForConditionalGeneration, PreTrainedTokenizerBase
 
 from lisakit.registry import MODELS
-from lisakit.tokenizers import add_im_start_end_tokens, build_tokenizer
-from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX, SEG_TOKEN
+from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX
 from lisakit.utils.dtypes import resolve_dtype
 
-from .hf_loading import load_pretrained_llava
+from ..processors import build_processor, fill_facts, processor_config
+from ..processors.llava_processor import PREPROCESSOR_CONFIG, LlavaProcessor
+from .hf_loading import load_pretrained_llava, read_llava_config, resolve_pretrained
 from .llm_adapters import (
     build_bnb_config,
     prepare_for_training,
@@ -45,15 +48,20 @@ class LlavaBackbone(BaseModule):
     """A LLaVA vision-language model that emits ``<SEG>`` hidden states.
 
     Args:
-        tokenizer: Tokenizer config (see :func:`lisakit.tokenizers.build_tokenizer`).
+        processor: Config of the processor (``type`` defaults to ``'LlavaProcessor'``):
+            ``tokenizer`` (defaults to ``pretrained``), ``template``, ``max_length``,
+            ``layout``, ... (see :class:`~lisakit.models.processors.LlavaProcessor`). Its
+            ``num_image_features``, ``image_size`` and ``image_processor`` (the
+            ``pretrained`` folder when it holds ``preprocessor_config.json``) are filled
+            from the model config.
         pretrained: Local folder of a Hugging Face LLaVA checkpoint. Mutually
             exclusive with ``llava_config``.
         llava_config: Keyword arguments of ``transformers.LlavaConfig`` for a randomly
             initialised model (``vision_config`` / ``text_config`` as dicts with
             ``model_type``). ``vocab_size``, ``image_token_id`` and ``pad_token_id``
             are filled in from the tokenizer.
-        seg_token: Text of the segmentation token.
-        image_token: Text of the image placeholder token.
+        seg_token: Text of the segmentation token (``None``: the processor's, ``<SEG>``).
+        image_token: Text of the image placeholder token (``None``: the processor's).
         trainable: Which parts train (:mod:`.trainable`): ``vision_tower`` /
             ``projector`` (bool, default False), ``language_model`` (``'frozen'``
             (default), ``'lora'``, ``'full'``: LLM layers, embeddings and LM head) and
@@ -74,7 +82,7 @@ class LlavaBackbone(BaseModule):
             ``config.json`` value (``mlp2x_gelu`` when absent), or ``mlp2x_gelu``.
         use_im_start_end: Surround the image features with ``<im_start>`` /
             ``<im_end>`` (LLaVA-v1 / LISA); the tokens are added to the tokenizer
-            when missing.
+            when missing. ``None``: the processor's (when its tokenizer holds them).
         supervised_logits_only: With labels, compute the LM-head logits only where the
             next token is supervised (what the LM loss reads) and return them as
             (N, V) with ``logits_batch_index`` / ``logits_labels`` (N,), instead of
@@ -85,6 +93,7 @@ class LlavaBackbone(BaseModule):
         vision_feature_select_strategy: ``'default'`` (patch tokens, CLS dropped) or
             ``'full'``; ``None`` keeps the HF config's value.
         init_cfg: mmengine init config.
+        tokenizer: Deprecated: ``processor.tokenizer`` (mapped with a ``FutureWarning``).
         **legacy_flags: Deprecated ``freeze_vision_tower``, ``freeze_projector``,
             ``freeze_language_model``, ``train_seg_token_rows``, ``train_embeddings``:
             mapped onto ``trainable`` with a ``FutureWarning``.
@@ -92,11 +101,11 @@ class LlavaBackbone(BaseModule):
 
     def __init__(
         self,
-        tokenizer: Union[str, dict],
+        processor: Optional[dict] = None,
         pretrained: Optional[str] = None,
         llava_config: Optional[dict] = None,
-        seg_token: str = SEG_TOKEN,
-        image_token: str = IMAGE_TOKEN,
+        seg_token: Optional[str] = None,
+        image_token: Optional[str] = None,
         trainable: Optional[dict] = None,
         lora: Optional[dict] = None,
         quantization: Optional[dict] = None,
@@ -104,33 +113,43 @@ class LlavaBackbone(BaseModule):
         gradient_checkpointing: bool = False,
         torch_dtype: str = 'float32',
         projector_type: Optional[str] = None,
-        use_im_start_end: bool = False,
+        use_im_start_end: Optional[bool] = None,
         vision_feature_layer: Optional[int] = None,
         vision_feature_select_strategy: Optional[str] = None,
         supervised_logits_only: bool = False,
         init_cfg: Optional[dict] = None,
+        tokenizer: Optional[Union[str, dict]] = None,
         **legacy_flags,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        if (pretrained is None) == (llava_config is None):
+            raise ValueError(
+                'LlavaBackbone needs exactly one of `pretrained` (a local HF '
+                'folder) or `llava_config` (a dict for transformers.LlavaConfig); '
+                f'got pretrained={pretrained!r}, llava_config='
+                f'{"set" if llava_config else None}.'
+            )
         check_projector_type(projector_type)
         if vision_feature_select_strategy not in (None, *VISION_SELECT_STRATEGIES):
             raise ValueError(
                 f'model.backbone.vision_feature_select_strategy='
                 f'{vision_feature_select_strategy!r}; expected one of {VISION_SELECT_STRATEGIES}.'
             )
-        self.tokenizer = build_tokenizer(tokenizer, seg_token, image_token)
-        self.seg_token_id = self.tokenizer.convert_tokens_to_ids(seg_token)
-        self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token)
-        self.use_im_start_end = use_im_start_end
         self.supervised_logits_only = supervised_logits_only
-        if use_im_start_end:
-            self.im_start_id, self.im_end_id = add_im_start_end_tokens(self.tokenizer)
         hf_overrides = {
             PROJECTOR_CONFIG_KEY: projector_type,
             'vision_feature_layer': vision_feature_layer,
             'vision_feature_select_strategy': vision_feature_select_strategy,
         }
         self._hf_overrides = {k: v for k, v in hf_overrides.items() if v is not None}
+        self.processor = self._build_processor(
+            processor, tokenizer, pretrained, llava_config, seg_token, image_token, use_im_start_end
+        )
+        self.seg_token_id = self.processor.seg_token_id
+        self.image_token_id = self.processor.image_token_id
+        self.use_im_start_end = self.processor.use_im_start_end
+        if self.use_im_start_end:
+            self.im_start_id, self.im_end_id = self.processor.im_start_end_ids
         self.trainable = build_trainable(trainable, lora, quantization, **legacy_flags)
         bnb = None if quantization is None else build_bnb_config(quantization)
         model = self._build_hf_model(
@@ -138,14 +157,14 @@ class LlavaBackbone(BaseModule):
         )
         model.config.image_token_id = self.image_token_id
         self.num_image_tokens = self._count_image_tokens(model.config)
-        rows = [self.seg_token_id] if self.trainable.seg_rows else []
+        assert self.num_image_tokens == self.processor.num_image_features, 'model config facts'
         self.llava, self.num_quantized_layers = prepare_for_training(
             model,
             quantized=bnb is not None,
             prepare_kbit=prepare_kbit,
             gradient_checkpointing=gradient_checkpointing,
             lora=(lora or {}) if self.trainable.lora else None,
-            seg_token_rows=rows,
+            seg_token_rows=self._trainable_rows(),
         )
         hf = self.hf_model
         apply_trainable(
@@ -157,6 +176,50 @@ class LlavaBackbone(BaseModule):
         )
 
     # ------------------------------------------------------------------ build
+    def _build_processor(
+        self,
+        processor: Optional[dict],
+        tokenizer: Optional[Union[str, dict]],
+        pretrained: Optional[str],
+        llava_config: Optional[dict],
+        seg_token: Optional[str],
+        image_token: Optional[str],
+        use_im_start_end: Optional[bool],
+    ) -> LlavaProcessor:
+        """The processor, with the image facts of the model config (CLIP size, features)."""
+        folder = None if pretrained is None else resolve_pretrained(pretrained)
+        cfg = processor_config(processor, 'LlavaProcessor', tokenizer, folder)
+        if folder is not None:
+            config = read_llava_config(folder)
+            for key, value in self._hf_overrides.items():
+                setattr(config, key, value)
+            if os.path.isfile(os.path.join(folder, PREPROCESSOR_CONFIG)):
+                cfg.setdefault('image_processor', folder)
+        else:
+            config = LlavaConfig(**{**llava_config, **self._hf_overrides})
+        fill_facts(
+            cfg,
+            seg_token=seg_token,
+            image_token=image_token,
+            use_im_start_end=use_im_start_end,
+            num_image_features=self._count_image_tokens(config),
+            image_size=config.vision_config.image_size,
+        )
+        return build_processor(cfg)
+
+    def _trainable_rows(self) -> list[int]:
+        """Embedding rows trained under ``trainable.embeddings='seg_rows'``: ``<SEG>`` and
+        the processor's rejection token when it has one."""
+        if not self.trainable.seg_rows:
+            return []
+        rej = self.processor.rej_token_id
+        return [self.seg_token_id] + ([] if rej is None else [rej])
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The processor's tokenizer (with ``<image>`` and ``<SEG>``)."""
+        return self.processor.tokenizer
+
     def _build_hf_model(
         self,
         pretrained: Optional[str],
@@ -165,13 +228,6 @@ class LlavaBackbone(BaseModule):
         bnb=None,
     ) -> LlavaForConditionalGeneration:
         """Load (or randomly build) the model, resized to the tokenizer, quantized if asked."""
-        if (pretrained is None) == (llava_config is None):
-            raise ValueError(
-                'LlavaBackbone needs exactly one of `pretrained` (a local HF '
-                'folder) or `llava_config` (a dict for transformers.LlavaConfig); '
-                f'got pretrained={pretrained!r}, llava_config='
-                f'{"set" if llava_config else None}.'
-            )
         if pretrained is not None:
             model = load_pretrained_llava(pretrained, self._hf_overrides, dtype, bnb)
             model.resize_token_embeddings(len(self.tokenizer))
@@ -260,8 +316,9 @@ class LlavaBackbone(BaseModule):
         if tuple(pixel_values.shape[-2:]) != (size, size):
             raise ValueError(
                 f'The CLIP images are {tuple(pixel_values.shape[-2:])} but the vision tower '
-                f'takes {size}x{size}: set CLIPPreprocess size={size} in the data pipeline '
-                '(LLaVA-1.5: 336, LLaVA-v1 / LISA: 224).'
+                f'takes {size}x{size}: model.backbone.processor.image_size (or its '
+                f'image_processor folder) must give {size} (LLaVA-1.5: 336, LLaVA-v1 / LISA: '
+                '224); leave them unset to read them from the model config.'
             )
         return pixel_values
 
@@ -270,7 +327,7 @@ class LlavaBackbone(BaseModule):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        pixel_values: torch.Tensor,
+        vision: dict,
         labels: Optional[torch.Tensor] = None,
     ) -> dict:
         """Run LLaVA on a batch.
@@ -278,7 +335,8 @@ class LlavaBackbone(BaseModule):
         Args:
             input_ids: (B, L) ids with one ``<image>`` per row.
             attention_mask: (B, L), 1 for real tokens.
-            pixel_values: (B, 3, S, S) CLIP-preprocessed images.
+            vision: The processor's ``collate_vision``: ``pixel_values`` (B, 3, S, S)
+                CLIP-preprocessed images, one per row.
             labels: (B, L) LM labels (``-100`` = ignored) or None.
 
         Returns:
@@ -289,7 +347,7 @@ class LlavaBackbone(BaseModule):
             ``logits_labels`` (N,) their sample and target token.
         """
         ids, mask, labels = self.expand_image_tokens(input_ids, attention_mask, labels)
-        return self.forward_expanded(ids, mask, pixel_values, labels)
+        return self.forward_expanded(ids, mask, vision['pixel_values'], labels)
 
     def forward_expanded(
         self,
@@ -312,7 +370,7 @@ class LlavaBackbone(BaseModule):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        pixel_values: torch.Tensor,
+        vision: dict,
         **generation_kwargs,
     ) -> dict:
         """Greedy-decode a batch of answers with Hugging Face ``generate`` (KV cache on),
@@ -323,7 +381,7 @@ class LlavaBackbone(BaseModule):
             input_ids: (N, L) prompt ids ending with the assistant role, one ``<image>``
                 each, left-padded (padding first, ``attention_mask`` 0 there).
             attention_mask: (N, L).
-            pixel_values: (N, 3, S, S).
+            vision: ``pixel_values`` (N, 3, S, S) (the processor's ``collate_vision``).
             **generation_kwargs: Passed to ``generate`` (``max_new_tokens``, ...).
 
         Returns:
@@ -333,7 +391,7 @@ class LlavaBackbone(BaseModule):
             predicted the row's generated ``<SEG>`` tokens, in order.
         """
         ids, mask, _ = self.expand_image_tokens(input_ids, attention_mask)
-        self._check_pixels(pixel_values)
+        pixel_values = self._check_pixels(vision['pixel_values'])
         hf = self.hf_model
         return generate_with_seg_states(
             hf,

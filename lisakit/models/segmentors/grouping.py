@@ -63,12 +63,6 @@ def is_one_per_sample(seq_to_sample: torch.Tensor) -> bool:
     )
 
 
-def per_sequence(rows: torch.Tensor, seq_to_sample: torch.Tensor) -> torch.Tensor:
-    """(B, ...) per-sample rows -> (N, ...): each sequence gets its sample's row (e.g. its
-    image's CLIP pixels, which LISA duplicates per sequence)."""
-    return rows if is_one_per_sample(seq_to_sample) else rows[seq_to_sample]
-
-
 def fill_rows(feats: Any, keep: Sequence[int], total: int) -> Any:
     """Features of ``len(keep)`` images (a tensor or a dict of tensors, rows first) placed
     at rows ``keep`` of ``total`` all-zero rows."""

@@ -17,7 +17,6 @@ from .grouping import (
     fill_rows,
     group_rows,
     left_padded_prompts,
-    per_sequence,
     sample_counts,
     sample_mean,
     sequence_samples,
@@ -36,8 +35,9 @@ DEFAULT_GENERATION_CFG = dict(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
 class LISA(BaseModel):
     """The LISA segmentor: orchestrates backbone -> neck -> head.
 
-    Data flow (one batch): the frozen SAM encoder embeds the SAM images (B, C, h, w);
-    the backbone (LLaVA) runs on the conversations and the CLIP images and returns the
+    Data flow (one batch): the data preprocessor runs the backbone's processor on the
+    neutral samples; the frozen SAM encoder embeds the SAM images (B, C, h, w);
+    the backbone (LLaVA) runs on the token ids and its vision inputs and returns the
     LM logits and the hidden states that predict each ``<SEG>``; the neck projects them
     to the head's prompt space, B x (n_i, C); the head decodes one mask per ``<SEG>``
     at the original image size and owns the mask losses and predictions.
@@ -83,6 +83,7 @@ class LISA(BaseModel):
             data_preprocessor = dict(type='LISADataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
+        self.data_preprocessor.processor = self.backbone.processor  # the backbone's conventions
         self.sam_encoder = MODELS.build(sam_encoder)
         neck = dict(neck)
         neck.setdefault('in_channels', self.backbone.hidden_size)
@@ -122,8 +123,8 @@ class LISA(BaseModel):
         (``inputs['seq_to_sample']``, see ``grouping.py``). The frozen SAM encoder runs
         once per image, first (as in LISA: its large transient activations are freed
         before the LLM's are allocated); the backbone runs on the N sequences, each with
-        its image's CLIP pixels; a sample's prompts are its sequences' ``<SEG>`` states,
-        in sequence order.
+        its image's vision inputs (``inputs['vision']``); a sample's prompts are its
+        sequences' ``<SEG>`` states, in sequence order.
         """
         num_samples = inputs['sam_images'].shape[0]
         seq_to_sample = sequence_samples(inputs, num_samples)  # (N,)
@@ -133,7 +134,7 @@ class LISA(BaseModel):
         lm = self.backbone(
             inputs['input_ids'],
             inputs['attention_mask'],
-            per_sequence(inputs['clip_images'], seq_to_sample),  # (N, 3, s, s)
+            inputs['vision'],  # per sequence, e.g. LLaVA pixel_values (N, 3, s, s)
             inputs.get('labels'),
         )
         lm['seq_to_sample'] = seq_to_sample
@@ -225,8 +226,7 @@ class LISA(BaseModel):
             self.backbone.tokenizer.pad_token_id,
             self.loss_ce.ignore_index,
         )  # (N, P)
-        pixels = per_sequence(inputs['clip_images'], seq_to_sample)
-        out = self.backbone.generate(ids, mask, pixels, **generation_cfg)
+        out = self.backbone.generate(ids, mask, inputs['vision'], **generation_cfg)
         texts = self.backbone.tokenizer.batch_decode(out['new_tokens'], skip_special_tokens=True)
         seq_k = [len(e) for e in out['seg_embeds']]  # N: generated <SEG> per sequence
         counts = sample_counts(torch.tensor(seq_k), seq_to_sample.cpu(), num_samples)

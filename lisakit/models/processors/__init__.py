@@ -1,0 +1,15 @@
+"""VLM processors (registered in ``lisakit.registry.PROCESSORS``): a backbone's text and
+image conventions, applied to backbone-neutral samples by the data preprocessor."""
+
+from .base import BaseVLProcessor
+from .builder import build_processor, fill_facts, processor_config
+from .llava_processor import LAYOUTS, LlavaProcessor
+
+__all__ = [
+    'BaseVLProcessor',
+    'LAYOUTS',
+    'LlavaProcessor',
+    'build_processor',
+    'fill_facts',
+    'processor_config',
+]
