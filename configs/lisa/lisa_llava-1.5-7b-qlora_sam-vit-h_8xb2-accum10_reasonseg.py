@@ -25,10 +25,11 @@
 #   - bf16 autocast (AmpOptimWrapper, fp32 trainable weights) instead of DeepSpeed's bf16
 #     module cast; the ZeRO-2 variant (..._8xb2-accum10-zero2_reasonseg.py) uses DeepSpeed.
 #   - the best checkpoint is kept by cIoU (lisakit's default) instead of gIoU.
-# Local paths only (nothing downloads): edit the three paths below in a copy of this file,
-# or override `model.backbone.pretrained`, `model.backbone.tokenizer`, the
-# `TokenizeConversation` tokenizer of each loader, `model.sam_encoder.checkpoint`,
-# `model.head.checkpoint` and each loader's ReasonSeg `data_root` with --cfg-options.
+# Local paths only (nothing downloads): edit the three paths below in a copy of this file
+# (the llava-hf folder is the only model path: weights, tokenizer and CLIP settings), or
+# override `model.backbone.pretrained`, `model.sam_encoder.checkpoint`, `model.head.checkpoint`
+# and each loader's ReasonSeg `data_root` with --cfg-options. The text conventions (template,
+# max_length, layout) are the model base's `model.backbone.processor`.
 _base_ = [
     '../_base_/models/lisa_llava-1.5-7b-qlora_sam-vit-h.py',
     '../_base_/datasets/reasonseg.py',
@@ -39,7 +40,7 @@ llava_path = 'data/llava-1.5-7b-hf'
 sam_checkpoint = 'data/sam_vit_h_4b8939.pth'
 data_root = 'data/reason_seg/ReasonSeg'
 model = dict(
-    backbone=dict(tokenizer=llava_path, pretrained=llava_path),
+    backbone=dict(pretrained=llava_path),
     # ReasonSeg is small (239 train + 200 val images, no augmentation of the SAM input), so
     # the frozen ViT-H embeddings are cached on disk (bf16, 2 MiB per image, ~0.9 GB) and
     # the encoder runs once per image (docs/sam_cache.md). Drop the cache for large mixes.
@@ -50,14 +51,6 @@ pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadReasonSegAnnotation'),
     dict(type='SAMPreprocess', img_size=1024),
-    dict(type='CLIPPreprocess', size=336),
-    dict(
-        type='TokenizeConversation',
-        tokenizer=llava_path,
-        template='llava_v1',
-        max_length=256 + 576,  # LISA's 257 text tokens next to 576 image features (336 px)
-        num_image_features=576,
-    ),
     dict(type='PackLISAInputs'),
 ]
 # LISA's ReasonSeg draws: a mix of ReasonSeg alone gives each draw a uniform image and,

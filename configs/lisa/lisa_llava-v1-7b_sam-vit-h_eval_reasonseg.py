@@ -5,9 +5,9 @@
 # 2. Evaluate val: python tools/test.py THIS_CONFIG data/lisa/LISA-7B-v1/lisakit_checkpoint.pth
 #    test split:  ... --cfg-options test_dataloader.dataset.split=test
 #    other paths: the converted folder also holds lisakit_config.py (this config with its
-#    absolute paths); or override model.backbone.pretrained / .tokenizer,
-#    model.sam_encoder.checkpoint, model.head.checkpoint, the TokenizeConversation tokenizer
-#    and test_dataloader.dataset.data_root with --cfg-options.
+#    absolute paths); or override model.backbone.pretrained (the llava/ folder, tokenizer
+#    included), model.sam_encoder.checkpoint, model.head.checkpoint and
+#    test_dataloader.dataset.data_root with --cfg-options.
 # Paper (LISA Table 1, not measured here): see docs/model_zoo.md. LISA's README warns that the
 # v1 models were trained on train+val, so val numbers are not held-out numbers.
 _base_ = [
@@ -15,22 +15,4 @@ _base_ = [
     '../_base_/datasets/reasonseg.py',
     '../_base_/runtimes/eval_only.py',
 ]
-tokenizer = 'data/lisa/LISA-7B-v1/tokenizer'
-# LISA-v1's inputs: CLIP at 224 px, the llava_v1 template, 512 tokens, '[SEG]'
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadReasonSegAnnotation'),
-    dict(type='SAMPreprocess', img_size=1024),
-    dict(type='CLIPPreprocess', size=224),
-    dict(
-        type='TokenizeConversation',
-        tokenizer=tokenizer,
-        template='llava_v1',
-        max_length=512,
-        seg_token='[SEG]',
-    ),
-    dict(type='PackLISAInputs'),
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
 train_dataloader = None  # evaluation only

@@ -227,21 +227,24 @@ def load_export(model: nn.Module, export_dir: str) -> None:
 
 
 def merged_config(cfg: Config, llava_dir: str, tokenizer_dir: str) -> Config:
-    """``cfg`` with the backbone pointing at a merged Hugging Face folder (no adapters)."""
+    """``cfg`` with the backbone pointing at a merged Hugging Face folder (no adapters) and
+    its processor at the exported tokenizer (the other processor settings are kept)."""
     cfg = Config(cfg.to_dict())  # a copy
     backbone = cfg.model.backbone
     backbone.update(
         pretrained=os.path.abspath(llava_dir),
         llava_config=None,
-        tokenizer=os.path.abspath(tokenizer_dir),
         lora=None,
         quantization=None,
         # merged into llava/: nothing of the language model trains (the vision tower and
         # projector keys keep the trained config's values)
         trainable=dict(language_model='frozen', embeddings='none'),
     )
-    for flag in LEGACY_FLAGS:  # deprecated flags would override ``trainable``
-        backbone.pop(flag, None)
+    for key in ('tokenizer', *LEGACY_FLAGS):  # deprecated keys would override the above
+        backbone.pop(key, None)
+    backbone.processor = dict(
+        backbone.get('processor') or {}, tokenizer=os.path.abspath(tokenizer_dir)
+    )
     return cfg
 
 

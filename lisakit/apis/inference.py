@@ -19,6 +19,8 @@ from lisakit.structures import ReasonSegDataSample
 from lisakit.utils.checkpoint import load_from_lisakit_safe
 from lisakit.utils.checkpoint_format import check_lean_keys
 
+from .legacy_config import migrate_removed_steps
+
 #: ``precision`` values -> torch dtype names (LISA's chat.py ``--precision`` choices).
 PRECISIONS = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
 #: Checkpoint written by ``tools/model_converters/lisa_to_lisakit.py`` in its output folder.
@@ -172,7 +174,8 @@ def init_model_from_export(export_dir: str, device: str = 'cpu', **precision_kwa
     by ``tools/model_converters/lisa_to_lisakit.py``.
 
     Args:
-        export_dir: The folder (holds ``lisakit_config.py``).
+        export_dir: The folder (holds ``lisakit_config.py``; one written before the
+            processor seam has its removed pipeline steps migrated, with a warning).
         device: Device to put the model on.
         **precision_kwargs: ``precision`` / ``load_in_4bit`` / ``load_in_8bit`` as in
             :func:`init_model`.
@@ -186,7 +189,9 @@ def init_model_from_export(export_dir: str, device: str = 'cpu', **precision_kwa
             'tools/model_converters/export.py or lisa_to_lisakit.py; otherwise pass a '
             'config file and a checkpoint.'
         )
-    cfg = inference_config(Config.fromfile(config_file), **precision_kwargs)
+    cfg = Config.fromfile(config_file)
+    migrate_removed_steps(cfg, config_file)  # a folder written before the processor seam
+    cfg = inference_config(cfg, **precision_kwargs)
     model = _build(cfg)
     converted = os.path.join(export_dir, CONVERTED_CHECKPOINT)
     if os.path.isfile(converted):

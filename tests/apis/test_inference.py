@@ -70,7 +70,7 @@ def test_iou_scores_are_the_mask_decoders(tiny_cfg):
     )
     inputs = model.data_preprocessor(pseudo_collate([Compose(steps)(results)]), False)['inputs']
     with torch.no_grad():
-        lm = model.backbone(inputs['input_ids'], inputs['attention_mask'], inputs['clip_images'])
+        lm = model.backbone(inputs['input_ids'], inputs['attention_mask'], inputs['vision'])
         prompt_encoder = model.head.prompt_encoder
         _, iou = model.head.mask_decoder(
             image_embeddings=model.sam_encoder(inputs['sam_images']),

@@ -14,7 +14,7 @@ from mmengine.registry import init_default_scope
 
 from lisakit.engine.runtime import deepspeed_config_keys
 from lisakit.registry import DATASETS, MODELS
-from lisakit.tokenizers import build_tokenizer
+from lisakit.utils.constants import SEG_TOKEN
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LISA_CONFIGS = osp.join(REPO, 'configs', 'lisa')
@@ -34,10 +34,13 @@ def _leaves(dataset: dict) -> list[dict]:
 def _tiny_model(cfg: Config, tiny_cfg: Config):
     """The recipe's model with the tiny LLaVA / SAM sizes instead of the 7B checkpoints."""
     model, tiny = copy.deepcopy(cfg.model.to_dict()), tiny_cfg.model.to_dict()
+    processor = dict(
+        model['backbone']['processor'], tokenizer=tiny['backbone']['processor']['tokenizer']
+    )
     model['backbone'].update(
         pretrained=None,
         llava_config=tiny['backbone']['llava_config'],
-        tokenizer=tiny['backbone']['tokenizer'],
+        processor=processor,
         torch_dtype='float32',
     )
     if model['backbone'].get('quantization'):
@@ -66,7 +69,9 @@ def test_repro_recipe_is_lisas_training(repro):
     assert [loss.type for loss in mask_losses] == ['MaskBCELoss', 'DiceLoss']
     losses = [repro.model.loss_ce.loss_weight] + [loss.loss_weight for loss in mask_losses]
     assert losses == [1.0, 2.0, 0.5]
-    # data: 9:3:3:1, 3 queries per image, explanatory 0.1, fresh draws, 224-px CLIP
+    # LISA's text (the 224-px CLIP and its 256 features come from the LLaVA-v1 folder)
+    assert backbone.processor == dict(template='llava_v1', max_length=512, layout='per_query')
+    # data: 9:3:3:1, 3 queries per image, explanatory 0.1, fresh draws, neutral samples
     loader = repro.train_dataloader
     assert loader.sampler.type == 'FreshDrawSampler' and loader.batch_size == 2
     assert loader.dataset.sample_rates == [9, 3, 3, 1]
@@ -77,10 +82,7 @@ def test_repro_recipe_is_lisas_training(repro):
     assert [d['explanatory'] for d in leaves if d['type'] == 'ReasonSegDataset'] == [0.1]
     pipelines = [d['pipeline'] for d in leaves] + [repro.val_dataloader.dataset.pipeline]
     for pipeline in pipelines:
-        steps = {s['type']: s for s in pipeline}
-        assert steps['CLIPPreprocess']['size'] == 224
-        assert steps['TokenizeConversation']['template'] == 'llava_v1'
-        assert steps['TokenizeConversation']['seg_token'] == '[SEG]'
+        assert [s['type'] for s in pipeline][-2:] == ['SAMPreprocess', 'PackLISAInputs']
     # optimisation and checkpoints: LISA's DeepSpeed config, best by gIoU, no early stop
     optim = repro.optim_wrapper.optimizer
     assert (optim.type, optim.lr, optim.betas, optim.weight_decay) == (
@@ -124,6 +126,9 @@ def test_qlora_recipe_departs_as_documented(tiny_cfg):
     assert backbone.quantization.bits == 4
     assert backbone.trainable == dict(language_model='lora', embeddings='seg_rows')
     assert backbone.lora.target_modules == ['q_proj', 'k_proj', 'v_proj', 'o_proj']
+    # one model path: the llava-hf folder gives the tokenizer and CLIP-336 (576 features)
+    assert 'tokenizer' not in backbone and backbone.pretrained == 'data/llava-1.5-7b-hf'
+    assert backbone.processor == dict(template='llava_v1', max_length=256 + 576, layout='per_query')
     assert qlora.default_hooks.checkpoint.get('save_best', 'cIoU') == 'cIoU'
     loader = qlora.train_dataloader
     assert loader.sampler.type == 'FreshDrawSampler'
@@ -153,8 +158,8 @@ lisa_data = _MIXING.lisa_data  # every source of LISA's mix, generated in its re
 
 
 def test_repro_data_builds_on_every_source(repro, lisa_data):
-    """The repro recipe writes LISA's mix out at 224 px: every source must build and yield
-    one mask per <SEG> (the sizes are the tiny model's here)."""
+    """The repro recipe's LISA mix: every source must build and yield one mask per <SEG>
+    (neutral samples: the <SEG> placeholders of the conversations)."""
     init_default_scope('lisakit')
     dataset = _MIXING.localize(copy.deepcopy(repro.train_dataloader.dataset.to_dict()), lisa_data)
     for leaf in _leaves(dataset):
@@ -166,14 +171,14 @@ def test_repro_data_builds_on_every_source(repro, lisa_data):
         'VQADataset',
         'ReasonSegDataset',
     ]
-    seg_id = build_tokenizer(dict(type='WordTokenizer'), '[SEG]').convert_tokens_to_ids('[SEG]')
     first_draw = {}
     for i in range(200):
         first_draw.setdefault(mix.source_of(i)[0], i)
     assert sorted(first_draw) == [0, 1, 2, 3]
-    for k, i in first_draw.items():  # packed inputs, one [SEG] per mask (none for VQA)
+    for k, i in first_draw.items():  # packed samples, one <SEG> per mask (none for VQA)
         out = mix[i]
-        n_seg = int((out['inputs']['input_ids'] == seg_id).sum())
+        turns = out['data_samples'].metainfo['conversations']
+        n_seg = sum(answer.count(SEG_TOKEN) for _, answer in turns)
         assert len(out['data_samples'].gt_masks) == n_seg
         assert (n_seg == 0) == (k == 2), (k, n_seg)
     val = _MIXING.localize(repro.val_dataloader.dataset.to_dict(), lisa_data)

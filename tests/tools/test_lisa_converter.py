@@ -209,7 +209,8 @@ def _lisa_reference(lisa, data, image_id: int) -> torch.Tensor:
     ids = inputs['input_ids'][0]
     pos = int((ids == image_id).nonzero())
     start, end = tok.convert_tokens_to_ids(['<im_start>', '<im_end>'])
-    clip = lisa.clip(inputs['clip_images'], output_hidden_states=True).hidden_states[-2][:, 1:]
+    pixels = inputs['vision']['pixel_values']  # (1, 3, s, s)
+    clip = lisa.clip(pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
     feats = lisa.projector(clip)[0]  # (N, D)
     embed = lisa.llama.model.embed_tokens
     embeds = torch.cat(
@@ -384,20 +385,21 @@ def test_errors_name_the_problem(lisa, tmp_path):
 
 
 @pytest.mark.parametrize('model', ['llava-v1-7b', 'llava-llama2-13b'])
-@pytest.mark.parametrize('data', ['reasonseg', 'refcoco'])
+@pytest.mark.parametrize('data', ['reasonseg', 'refcoco', 'grefcoco'])
 def test_eval_configs_use_lisas_v1_layout(model, data):
     cfg = Config.fromfile(f'{REPO}/configs/lisa/lisa_{model}_sam-vit-h_eval_{data}.py')
     folder = 'data/lisa/' + ('LISA-7B-v1' if '7b' in model else 'LISA-13B-llama2-v1')
     backbone = cfg.model.backbone
-    assert backbone.pretrained == f'{folder}/llava' and backbone.tokenizer == f'{folder}/tokenizer'
+    # one path: llava/ gives the weights, the tokenizer and the CLIP size (224 px)
+    assert backbone.pretrained == f'{folder}/llava' and 'tokenizer' not in backbone
+    assert backbone.processor == dict(template='llava_v1', max_length=512)
     assert (backbone.projector_type, backbone.use_im_start_end) == ('linear', True)
     assert backbone.seg_token == '[SEG]' and backbone.vision_feature_layer == -2
     assert cfg.model.sam_encoder.checkpoint == cfg.model.head.checkpoint == f'{folder}/sam.pth'
-    steps = {t['type']: t for t in cfg.test_dataloader.dataset.pipeline}
-    assert steps['CLIPPreprocess']['size'] == 224 and steps['SAMPreprocess']['img_size'] == 1024
-    tokenize = steps['TokenizeConversation']
-    assert (tokenize.tokenizer, tokenize.seg_token) == (backbone.tokenizer, '[SEG]')
-    assert tokenize.template == 'llava_v1' and cfg.model.predict_mode == 'teacher_forced'
+    steps = [t['type'] for t in cfg.test_dataloader.dataset.pipeline]
+    assert steps[0] == 'LoadImageFromFile' and steps[-2:] == ['SAMPreprocess', 'PackLISAInputs']
+    assert cfg.test_dataloader.dataset.pipeline[-2].img_size == 1024
+    assert cfg.model.predict_mode == 'teacher_forced'
     assert cfg.test_dataloader.dataset.split == 'val' and cfg.train_dataloader is None
     assert dict(type='LeanCheckpointHook') in cfg.custom_hooks
 

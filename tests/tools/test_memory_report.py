@@ -72,13 +72,11 @@ def test_random_llava_folder_trains_and_infers(tmp_path):
         f'model = dict(sam_encoder=dict(_delete_=True, **{tiny.sam_encoder.to_dict()!r}),\n'
         f'             head=dict(_delete_=True, **{tiny.head.to_dict()!r}),\n'
         f'             neck=dict(out_channels={tiny.neck.out_channels}),\n'
+        '             backbone=dict(processor=dict(max_length=96 + 15)),  # 16 features\n'
         '             generation_cfg=dict(max_new_tokens=32))  # a random LLM never stops\n'
         'pipeline = [\n'
         "    dict(type='LoadImageFromFile'), dict(type='LoadReasonSegAnnotation'),\n"
-        "    dict(type='SAMPreprocess', img_size=64), dict(type='CLIPPreprocess', size=56),\n"
-        "    dict(type='TokenizeConversation', tokenizer='unused', template='llava_v1',\n"
-        '         max_length=96 + 15, num_image_features=16),\n'
-        "    dict(type='PackLISAInputs'),\n"
+        "    dict(type='SAMPreprocess', img_size=64), dict(type='PackLISAInputs'),\n"
         ']\n'
         'train_dataloader = dict(dataset=dict(pipeline=pipeline))\n'
     )

@@ -17,7 +17,7 @@ Real sizes for real (a GPU for 7B/13B): without ``--meta``, ``--random-llava`` w
 LLaVA of that size to a local folder (``--random-dir``; built on the GPU when there is one),
 loads it through the config's normal path (``pretrained=`` + 4-bit quantization while
 loading), and runs ``--steps`` training steps and ``--infer`` inference samples on generated
-ReasonSeg-format data whose queries fill the text to the pipeline's ``max_length``::
+ReasonSeg-format data whose queries fill the text to the processor's ``max_length``::
 
     python tools/analysis_tools/memory_report.py \
         configs/lisa/lisa_llava-1.5-7b-qlora_sam-vit-h_8xb2-accum10_reasonseg.py \
@@ -180,7 +180,8 @@ def model_config(
             backbone.update(pretrained=None, llava_config=llava_config(preset))
         else:
             backbone.update(pretrained=write_random_llava(preset, random_dir), llava_config=None)
-        backbone['tokenizer'] = word_tokenizer()
+        backbone.pop('tokenizer', None)  # deprecated key: the processor owns the tokenizer
+        backbone['processor'] = dict(backbone.get('processor') or {}, tokenizer=word_tokenizer())
         for part in ('sam_encoder', 'head'):
             model[part]['checkpoint'] = None
     # Measure the encoder itself: a warm embedding cache would skip it (and random weights
@@ -245,8 +246,9 @@ def report(model: torch.nn.Module, quantization: dict, meta: bool) -> float:
 def synthetic_dataset(cfg: Config, model_cfg: dict, root: str, num: int) -> dict:
     """The config's train dataset on ``num`` generated ReasonSeg-format samples.
 
-    The pipeline's tokenizer and CLIP size follow the (random) backbone; every query has
-    as many words as the text may hold, so the tokenized text reaches ``max_length``.
+    The samples are backbone-neutral (the model's processor tokenizes them); every query
+    has as many words as the backbone's ``processor.max_length``, so the tokenized text
+    reaches it.
     """
     from lisakit.datasets.synthetic import write_reasonseg_folder
 
@@ -256,19 +258,8 @@ def synthetic_dataset(cfg: Config, model_cfg: dict, root: str, num: int) -> dict
         while 'pipeline' not in leaf:
             leaf = leaf['datasets'][-1]
         dataset = dict(type=dataset['type'], pipeline=leaf['pipeline'])
-    backbone = model_cfg['backbone']
-    vision = (backbone.get('llava_config') or {}).get('vision_config')
-    if vision is None:
-        from transformers import AutoConfig
-
-        vision = AutoConfig.from_pretrained(backbone['pretrained']).vision_config.to_dict()
-    max_length = 0
-    for step in dataset['pipeline']:
-        if step['type'] == 'TokenizeConversation':
-            step['tokenizer'] = backbone['tokenizer']
-            max_length = step.get('max_length', max_length)
-        elif step['type'] == 'CLIPPreprocess':
-            step['size'] = vision['image_size']
+    # the (random) backbone's processor renders the text: fill it to its max_length
+    max_length = (model_cfg['backbone'].get('processor') or {}).get('max_length') or 0
     query = ' '.join(f'w{i}' for i in range(max(max_length, 1)))
     write_reasonseg_folder(root, 'train', num, query=query)
     if dataset['type'] != 'ReasonSegDataset':  # other sources' arguments do not apply

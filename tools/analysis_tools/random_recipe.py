@@ -3,7 +3,7 @@
 Smoke-tests a recipe (its runner, strategy, hooks, memory and speed) before the weights
 and data are on the machine: a randomly initialised LLaVA of ``--random-llava`` size goes
 to ``OUT_DIR/llava`` (built on the GPU when there is one), generated ReasonSeg-format
-samples whose queries fill the text to the pipeline's ``max_length`` go to
+samples whose queries fill the text to the processor's ``max_length`` go to
 ``OUT_DIR/data``, and ``OUT_DIR/<config name>_random.py`` is the recipe pointed at them
 (random SAM, offline tokenizer with a LLaMA-sized vocabulary, no validation, a log line
 and the peak memory every iteration, a checkpoint at the end). Train it as any config::

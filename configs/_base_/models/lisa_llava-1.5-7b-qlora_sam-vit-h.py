@@ -1,8 +1,8 @@
 # LISA on LLaVA-1.5-7B (llava-hf format) with a 4-bit NF4 LLM, LoRA r 8 on q/k/v/o, trainable
 # <SEG> rows and gradient checkpointing; SAM ViT-H. Local paths only (nothing downloads):
-# put the llava-hf folder and SAM's sam_vit_h_4b8939.pth under data/ or override, e.g.
+# put the llava-hf folder (weights, tokenizer and CLIP preprocessor_config.json: one path)
+# and SAM's sam_vit_h_4b8939.pth under data/ or override, e.g.
 #   --cfg-options model.backbone.pretrained=/path/llava-1.5-7b-hf \
-#       model.backbone.tokenizer=/path/llava-1.5-7b-hf \
 #       model.sam_encoder.checkpoint=/path/sam_vit_h_4b8939.pth \
 #       model.head.checkpoint=/path/sam_vit_h_4b8939.pth
 llava_path = 'data/llava-1.5-7b-hf'
@@ -12,8 +12,13 @@ model = dict(
     data_preprocessor=dict(type='LISADataPreprocessor'),
     backbone=dict(
         type='LlavaBackbone',
-        tokenizer=llava_path,
         pretrained=llava_path,
+        # The text conventions (the tokenizer, CLIP size and image features come from the
+        # pretrained folder): LISA's llava_v1 template, one one-turn sequence per query, and
+        # LISA's length limit, 512 tokens once CLIP ViT-L/14 at 224 px (256 features) is
+        # expanded, i.e. 257 text tokens: the same text room next to LLaVA-1.5's 576
+        # features (336 px) is 832.
+        processor=dict(template='llava_v1', max_length=256 + 576, layout='per_query'),
         torch_dtype='bfloat16',
         trainable=dict(language_model='lora', embeddings='seg_rows'),  # LoRA + <SEG> rows
         quantization=dict(bits=4, quant_type='nf4', double_quant=True, compute_dtype='bfloat16'),

@@ -6,7 +6,7 @@
 _base_ = ['./lisa_llava-v1-7b_sam-vit-h.py']
 lisa_dir = 'data/lisa/LISA-13B-llama2-v1'
 model = dict(
-    backbone=dict(tokenizer=lisa_dir + '/tokenizer', pretrained=lisa_dir + '/llava'),
+    backbone=dict(pretrained=lisa_dir + '/llava'),
     sam_encoder=dict(checkpoint=lisa_dir + '/sam.pth'),
     head=dict(checkpoint=lisa_dir + '/sam.pth'),
 )

@@ -4,8 +4,9 @@
 # from a folder written by
 #   python tools/model_converters/lisa_to_lisakit.py LISA_DIR data/lisa/LISA-7B-v1 \
 #       --vision-tower CLIP_DIR
-# which holds llava/ (LLaMA + projector + CLIP), tokenizer/ and sam.pth (SAM with LISA's
-# trained mask decoder); the neck (text_hidden_fcs) is in its lisakit_checkpoint.pth.
+# which holds llava/ (LLaMA + projector + CLIP, and LISA's tokenizer with lisakit's added
+# tokens) and sam.pth (SAM with LISA's trained mask decoder); the neck (text_hidden_fcs) is in
+# its lisakit_checkpoint.pth.
 # bf16 as LISA's chat.py; override with --cfg-options model.backbone.torch_dtype=float32 etc.
 lisa_dir = 'data/lisa/LISA-7B-v1'
 model = dict(
@@ -13,8 +14,10 @@ model = dict(
     data_preprocessor=dict(type='LISADataPreprocessor'),
     backbone=dict(
         type='LlavaBackbone',
-        tokenizer=lisa_dir + '/tokenizer',
         pretrained=lisa_dir + '/llava',
+        # LISA's text conventions: the llava_v1 template, 512 tokens once the 256 image
+        # features are expanded (tokenizer, CLIP 224 px and feature count from llava/)
+        processor=dict(template='llava_v1', max_length=512),
         seg_token='[SEG]',
         projector_type='linear',
         use_im_start_end=True,

@@ -4,8 +4,8 @@ Key mapping: see :mod:`lisakit.models.converters.lisa_layout`.
 
 Output folder (see :func:`convert_lisa_checkpoint`)::
 
-    llava/                   Hugging Face LLaVA with a linear projector (LLaMA + CLIP)
-    tokenizer/               LISA's tokenizer plus lisakit's <image> placeholder
+    llava/                   Hugging Face LLaVA with a linear projector (LLaMA + CLIP) and
+                             LISA's tokenizer plus lisakit's <image> placeholder
     sam.pth                  SAM in SAM's key layout (LISA's copy: trained mask decoder)
     lisakit_checkpoint.pth   lean lisakit checkpoint: neck and the other trainable weights
     lisakit_config.py        the config; ``lisakit.apis.init_model(OUT)`` loads it all
@@ -47,13 +47,22 @@ from .lisa_layout import (
     SAM_FILE,
     SAM_PARTS,
     SAM_PREFIXES,
-    TOKENIZER_DIR,
     ConversionReport,
     check_state,
     map_keys,
 )
 
 LISA_PARTS = ('sam_encoder', 'neck', 'head')
+#: ``model.backbone.processor`` keys a conversion drops: the converted ``llava/`` folder
+#: gives them (its tokenizer, LISA's ``[SEG]``, its CLIP size and image features).
+CONVERTED_PROCESSOR_FACTS = (
+    'tokenizer',
+    'seg_token',
+    'use_im_start_end',
+    'image_processor',
+    'image_size',
+    'num_image_features',
+)
 #: Progress steps of a conversion: read, map + tokenizer, LLaVA check, parts; LLaVA
 #: weights, tokenizer + SAM, lisakit checkpoint + config.
 CONVERSION_STEPS = 7
@@ -203,34 +212,22 @@ def _check_llava(config: LlavaConfig, llava_state: dict, src_dir: str) -> None:
     )
 
 
-def _walk(node, fn) -> None:
-    """Call ``fn`` on every dict nested in ``node`` (config dicts and lists)."""
-    if isinstance(node, dict):
-        fn(node)
-        for value in node.values():
-            _walk(value, fn)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _walk(value, fn)
-
-
 def converted_config(
     config: Union[str, Config], out_dir: str, src_cfg: dict, llava: LlavaConfig
 ) -> Config:
     """``config`` pointed at the converted files, with a frozen (inference) backbone.
 
-    The backbone loads ``llava/`` and ``tokenizer/``; SAM loads ``sam.pth``; every
-    ``TokenizeConversation`` uses the converted tokenizer and LISA's ``[SEG]``, and
-    every ``CLIPPreprocess`` the tower's image size.
+    The backbone loads ``llava/`` (weights and tokenizer: its processor's tokenizer
+    defaults to it, its CLIP size and image features come from its config); SAM loads
+    ``sam.pth``. The data pipeline is backbone-neutral: nothing there changes.
     """
     cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
     out_dir = os.path.abspath(out_dir)
-    tokenizer = os.path.join(out_dir, TOKENIZER_DIR)
     sam = os.path.join(out_dir, SAM_FILE)
-    cfg.model.backbone.update(
+    backbone = cfg.model.backbone
+    backbone.update(
         pretrained=os.path.join(out_dir, LLAVA_DIR),
         llava_config=None,
-        tokenizer=tokenizer,
         seg_token=LISA_SEG_TOKEN,
         projector_type=LINEAR_PROJECTOR,
         use_im_start_end=bool(src_cfg.get('mm_use_im_start_end', True)),
@@ -243,21 +240,12 @@ def converted_config(
         ),
         gradient_checkpointing=False,
     )
-    for flag in LEGACY_FLAGS:  # deprecated flags would override ``trainable``
-        cfg.model.backbone.pop(flag, None)
+    # the converted tokenizer and CLIP facts are llava/'s: drop any the config named
+    for key in ('tokenizer', *LEGACY_FLAGS):  # (deprecated keys would override them)
+        backbone.pop(key, None)
+    for key in CONVERTED_PROCESSOR_FACTS:
+        (backbone.get('processor') or {}).pop(key, None)
     cfg.model.sam_encoder.checkpoint = cfg.model.head.checkpoint = sam
-    size = llava.vision_config.image_size
-
-    def point(step: dict) -> None:
-        if step.get('type') == 'TokenizeConversation':
-            step.update(tokenizer=tokenizer, seg_token=LISA_SEG_TOKEN)
-        elif step.get('type') == 'CLIPPreprocess':
-            step.update(size=size, pretrained=None)
-
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        _walk(cfg.get(loader), point)
-    if 'tokenizer' in cfg:
-        cfg.tokenizer = tokenizer
     # yapf formatting of the dumped text takes seconds; the plain text is valid Python too
     return Config(cfg.to_dict(), format_python_code=False)
 
@@ -429,7 +417,7 @@ def _write(
         _cast(converted.llava_state, dtype), llava_dir, max_shard_size=max_shard_size
     )
     tick()
-    converted.tokenizer.save_pretrained(os.path.join(out_dir, TOKENIZER_DIR))
+    converted.tokenizer.save_pretrained(llava_dir)  # a complete Hugging Face folder
     # atomic: a failed (re)conversion never leaves a truncated checkpoint behind
     sam = _cast(converted.sam, dtype)
     atomic_write(os.path.join(out_dir, SAM_FILE), lambda tmp: torch.save(sam, tmp))
