@@ -13,8 +13,9 @@ The official layout (``LISAForCausalLM`` after LISA's merge script, see
 - ``model.visual_model.mask_decoder.`` -> ``head.mask_decoder.``
 - ``model.text_hidden_fcs.0.`` -> ``neck.fc.``
 
-Converted folders hold ``llava/``, ``tokenizer/``, ``sam.pth``, ``lisakit_checkpoint.pth``,
-``lisakit_config.py`` and ``export_info.json`` (see ``lisa_official.py``).
+Converted folders hold ``llava/`` (with the tokenizer), ``sam.pth``,
+``lisakit_checkpoint.pth``, ``lisakit_config.py`` and ``export_info.json`` (see
+``lisa_official.py``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ SAM_PARTS = (
     ('head.mask_decoder.', 'mask_decoder.'),
 )
 SAM_PREFIXES = tuple(ours for ours, _ in SAM_PARTS)
-LLAVA_DIR, TOKENIZER_DIR = 'llava', 'tokenizer'
+LLAVA_DIR = 'llava'
 SAM_FILE, CHECKPOINT_FILE = 'sam.pth', 'lisakit_checkpoint.pth'
 CONFIG_FILE, INFO_FILE = 'lisakit_config.py', 'export_info.json'
 MAX_LISTED = 5

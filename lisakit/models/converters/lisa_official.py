@@ -325,8 +325,8 @@ def convert_lisa_checkpoint(
             files, and ``model*.safetensors`` or ``pytorch_model*.bin`` (index if sharded).
         out_dir: Output folder (see the module docstring); load it with
             ``lisakit.apis.init_model(out_dir)``.
-        config: lisakit config giving the SAM / neck / head sizes and the data pipeline
-            (e.g. ``configs/lisa/lisa_llava-v1-7b_sam-vit-h_eval_reasonseg.py``).
+        config: lisakit config giving the SAM / neck / head sizes, the processor settings and
+            the data pipeline (e.g. ``configs/lisa/lisa_llava-v1-7b_sam-vit-h_eval_reasonseg.py``).
         vision_tower: Local CLIP folder (``openai/clip-vit-large-patch14``) when the
             checkpoint has no tower; default: the ``vision_tower`` of ``config.json`` if
             it is a local folder or cached hub id.
