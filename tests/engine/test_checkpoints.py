@@ -57,7 +57,10 @@ def test_lean_checkpoint_reproduces_val_metrics(lean_run, tmp_path):
         # other trainables: the checkpoint's extra keys are named
         ('model.backbone.train_seg_token_rows=False', ('unexpected', 'trainable_tokens_delta')),
         # another tokenizer: the token ids that differ are named
-        ('model.backbone.tokenizer.extra_words=[zebra]', ('another tokenizer', 'vocab_size')),
+        (
+            'model.backbone.processor.tokenizer.extra_words=[zebra]',
+            ('another tokenizer', 'vocab_size'),
+        ),
     ],
     ids=['other_trainables', 'another_tokenizer'],
 )
