@@ -14,10 +14,18 @@ def test_shapes_baselines_stay_below_half():
 
 
 def test_pipeline_benchmark_reports_throughput():
-    proc = run_tool('analysis_tools/benchmark_pipeline.py', '--num-samples', '4', '--workers', '0')
+    proc = run_tool(
+        'analysis_tools/benchmark_pipeline.py', '--num-samples', '2', '--workers', '0',
+        '--repeats', '1',
+    )  # fmt: skip
     assert proc.returncode == 0, output(proc)
-    rate = re.search(r'0 workers: ([\d.]+) samples/s', proc.stdout)
-    assert rate and float(rate.group(1)) > 0
+    for preset in ('lisa7b', 'tiny'):
+        rate = re.search(rf'\[{preset}\] 0 workers: ([\d.]+) samples/s', proc.stdout)
+        assert rate and float(rate.group(1)) > 0
+        cost = re.search(
+            rf'\[{preset}\] processor in the data preprocessor: ([\d.]+) ms', proc.stdout
+        )
+        assert cost and float(cost.group(1)) > 0
 
 
 def test_sam_attention_memory_tool_compares_both_variants():

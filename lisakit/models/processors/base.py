@@ -43,8 +43,9 @@ def as_numpy_image(image: Image, name: str = 'sample') -> np.ndarray:
 class BaseVLProcessor:
     """Render, tokenize and preprocess one neutral sample for a backbone.
 
-    Subclasses implement :meth:`__call__` (and :meth:`collate_vision` when their vision
-    inputs are not one fixed-size tensor per image).
+    Subclasses implement :meth:`encode_text` and :meth:`preprocess_image` (or :meth:`__call__`
+    as a whole), and :meth:`collate_vision` when their vision inputs are not one fixed-size
+    tensor per image.
 
     Args:
         tokenizer: Tokenizer config (see :func:`lisakit.tokenizers.build_tokenizer`): a
@@ -120,7 +121,8 @@ class BaseVLProcessor:
         query_type: Optional[str] = None,
         name: str = 'sample',
     ) -> dict:
-        """Process one sample.
+        """Process one sample: :meth:`encode_text` and :meth:`preprocess_image` (a processor
+        whose text depends on the image, e.g. on its token count, overrides this).
 
         Args:
             image: (H, W, 3) uint8 RGB.
@@ -137,6 +139,18 @@ class BaseVLProcessor:
             (``<SEG>`` order over all turns) of the ``<SEG>`` that survived truncation,
             and this image's vision inputs.
         """
+        out = self.encode_text(turns, query_type, name)
+        out['vision'] = self.preprocess_image(image, name)
+        return out
+
+    def encode_text(
+        self, turns: Turns, query_type: Optional[str] = None, name: str = 'sample'
+    ) -> dict:
+        """``input_ids``, ``labels`` and ``kept_masks`` of :meth:`__call__`."""
+        raise NotImplementedError
+
+    def preprocess_image(self, image: Image, name: str = 'sample') -> dict[str, torch.Tensor]:
+        """``vision`` of :meth:`__call__`: this image's tensors."""
         raise NotImplementedError
 
     def collate_vision(

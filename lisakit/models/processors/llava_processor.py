@@ -193,7 +193,7 @@ class LlavaProcessor(BaseVLProcessor):
         self, turns: Turns, query_type: Optional[str] = None, name: str = 'sample'
     ) -> dict:
         """``input_ids`` / ``labels`` (one (L_k,) int64 tensor per sequence) and
-        ``kept_masks`` of :meth:`__call__`, without the image."""
+        ``kept_masks`` (see :meth:`.BaseVLProcessor.__call__`)."""
         turns = self.check_turns(turns, name)
         ids, labels, kept = [], [], []
         offset = 0
@@ -211,15 +211,3 @@ class LlavaProcessor(BaseVLProcessor):
         """``dict(pixel_values=(3, s, s) float32)``: the CLIP pixels of one image."""
         out = self.image_processor(images=as_numpy_image(image, name), return_tensors='pt')
         return dict(pixel_values=out['pixel_values'][0].float())
-
-    def __call__(
-        self,
-        image: Image,
-        turns: Turns,
-        query_type: Optional[str] = None,
-        name: str = 'sample',
-    ) -> dict:
-        """See :meth:`.BaseVLProcessor.__call__`; ``vision=dict(pixel_values=(3, s, s))``."""
-        out = self.encode_text(turns, query_type, name)
-        out['vision'] = self.preprocess_image(image, name)
-        return out
