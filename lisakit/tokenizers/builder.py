@@ -10,7 +10,7 @@ of ``<SEG>`` and ``<image>`` agree between model and data.
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Optional, Union
 
 from tokenizers import AddedToken
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -46,7 +46,9 @@ def HFTokenizer(path: str, **kwargs) -> PreTrainedTokenizerBase:  # noqa: N802 (
 
 
 def add_lisa_tokens(
-    tokenizer: PreTrainedTokenizerBase, seg_token: str = SEG_TOKEN, image_token: str = IMAGE_TOKEN
+    tokenizer: PreTrainedTokenizerBase,
+    seg_token: Optional[str] = SEG_TOKEN,
+    image_token: str = IMAGE_TOKEN,
 ) -> PreTrainedTokenizerBase:
     """Add the ``<image>`` placeholder and the ``<SEG>`` token if missing.
 
@@ -55,7 +57,8 @@ def add_lisa_tokens(
 
     Args:
         tokenizer: The tokenizer to extend in place.
-        seg_token: Text of the segmentation token.
+        seg_token: Text of the segmentation token; ``None`` adds none (a plain LLaVA
+            tokenizer, converted before LISA's training adds it).
         image_token: Text of the image placeholder token.
 
     Returns:
@@ -67,7 +70,7 @@ def add_lisa_tokens(
             {'additional_special_tokens': [AddedToken(image_token, normalized=False)]},
             replace_extra_special_tokens=False,
         )
-    if seg_token not in vocab:
+    if seg_token is not None and seg_token not in vocab:
         tokenizer.add_tokens([AddedToken(seg_token, normalized=False, special=False)])
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token

@@ -97,7 +97,9 @@ def test_folder_errors_name_the_file_and_the_fix(tiny_cfg, tmp_path):
     with pytest.raises(ValueError, match=r'llava: 6 weights do not fit.*mlp\.down_proj.*\(128'):
         MODELS.build(_backbone_cfg(tiny_cfg, **paths))
     config_file.write_text(json.dumps(dict(hidden_size=64, mm_hidden_size=32)))
-    with pytest.raises(ValueError, match='original LLaVA-v1 / LISA.*lisa_to_lisakit.py'):
+    with pytest.raises(
+        ValueError, match='original LLaVA-v1 / LISA.*lisa_to_lisakit.py.*llava_v1_to_hf.py'
+    ):
         MODELS.build(_backbone_cfg(tiny_cfg, **paths))
 
 

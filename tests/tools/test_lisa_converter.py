@@ -51,8 +51,9 @@ def _jitter(module: nn.Module, scale: float = 0.05) -> nn.Module:
     return module.eval()
 
 
-def _lisa_tokenizer():
-    """LISA-7B-v1's additions: <im_patch>, <im_start>, <im_end>, then '[SEG]' (normal)."""
+def llava_v1_tokenizer():
+    """LLaVA-v1's additions (LLaVA-Lightning-7B-v1-1, LISA's base): <im_patch>, <im_start>,
+    <im_end>."""
     tok = WordTokenizer()
     tok.add_tokens([AddedToken('<im_patch>', normalized=False)])
     tok.add_special_tokens(
@@ -62,6 +63,12 @@ def _lisa_tokenizer():
             ]
         }
     )
+    return tok
+
+
+def _lisa_tokenizer():
+    """LISA-7B-v1's additions: LLaVA-v1's, then '[SEG]' (normal)."""
+    tok = llava_v1_tokenizer()
     tok.add_tokens([AddedToken('[SEG]', normalized=False, special=False)])
     return tok
 

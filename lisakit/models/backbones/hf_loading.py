@@ -67,7 +67,9 @@ def read_llava_config(folder: str) -> LlavaConfig:
         raise ValueError(
             f'{path} is an original LLaVA-v1 / LISA checkpoint (LLaMA config with mm_* keys), '
             'not a Hugging Face LLaVA folder. Convert it first: python '
-            'tools/model_converters/lisa_to_lisakit.py SRC_DIR OUT_DIR --vision-tower CLIP_DIR.'
+            'tools/model_converters/lisa_to_lisakit.py SRC_DIR OUT_DIR --vision-tower CLIP_DIR '
+            '(LISA) or tools/model_converters/llava_v1_to_hf.py SRC_DIR CLIP_DIR OUT_DIR '
+            '(LLaVA-v1).'
         )
     return LlavaConfig.from_pretrained(folder, local_files_only=True)
 

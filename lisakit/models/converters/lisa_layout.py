@@ -84,8 +84,9 @@ class ConversionReport:
             f'{len(self.dropped)} dropped',
             *(f'  dropped {k}: {why}' for k, why in sorted(self.dropped.items())),
             f'CLIP tower from: {self.vision_tower}',
-            f'{self.seg_token} id {self.seg_token_id}, <image> id {self.image_token_id}, '
-            f'vocab {self.vocab_size} (added {self.added_tokens})',
+            (f'{self.seg_token} id {self.seg_token_id}, ' if self.seg_token else '')
+            + f'<image> id {self.image_token_id}, vocab {self.vocab_size} '
+            f'(added {self.added_tokens})',
         ]
         return '\n'.join(lines)
 

@@ -111,13 +111,19 @@ def _read_json(path: str) -> dict:
 
 
 def lisakit_tokenizer(
-    src_dir: str, use_im_start_end: bool
+    src_dir: str, use_im_start_end: bool, seg_token: Optional[str] = LISA_SEG_TOKEN
 ) -> tuple[PreTrainedTokenizerBase, list[str]]:
-    """LISA's tokenizer with lisakit's additions; returns it and the added tokens.
+    """The tokenizer of ``src_dir`` with lisakit's additions; returns it and the added tokens.
+
+    Args:
+        src_dir: Folder with the tokenizer files (LISA's or LLaVA-v1's).
+        use_im_start_end: Add ``<im_start>`` / ``<im_end>`` when missing.
+        seg_token: The segmentation token the tokenizer must hold (LISA's ``[SEG]``);
+            ``None`` for a LLaVA-v1 base, whose tokenizer has none.
 
     Raises:
-        ImportError: If reading LISA's ``tokenizer.model`` needs sentencepiece / protobuf.
-        ValueError: If the tokenizer has no ``[SEG]`` token.
+        ImportError: If reading a ``tokenizer.model`` needs sentencepiece / protobuf.
+        ValueError: If the tokenizer has no ``seg_token``.
     """
     try:
         tokenizer = HFTokenizer(src_dir)
@@ -127,13 +133,13 @@ def lisakit_tokenizer(
             f'reads with the sentencepiece and protobuf packages: pip install sentencepiece '
             f'protobuf. ({err})'
         ) from err
-    if LISA_SEG_TOKEN not in tokenizer.get_vocab():
+    if seg_token is not None and seg_token not in tokenizer.get_vocab():
         raise ValueError(
-            f'The tokenizer in {src_dir} has no {LISA_SEG_TOKEN!r} token; expected the '
+            f'The tokenizer in {src_dir} has no {seg_token!r} token; expected the '
             'tokenizer files saved with a released LISA model.'
         )
     before = len(tokenizer)
-    add_lisa_tokens(tokenizer, LISA_SEG_TOKEN, IMAGE_TOKEN)
+    add_lisa_tokens(tokenizer, seg_token, IMAGE_TOKEN)
     if use_im_start_end:
         add_im_start_end_tokens(tokenizer)
     return tokenizer, tokenizer.convert_ids_to_tokens(list(range(before, len(tokenizer))))
@@ -210,6 +216,48 @@ def _check_llava(config: LlavaConfig, llava_state: dict, src_dir: str) -> None:
         f'{src_dir}: the LLaMA / projector / CLIP weights do not fit config.json',
         'Check that config.json and --vision-tower belong to this checkpoint.',
     )
+
+
+def complete_llava(
+    llava_state: dict,
+    tokenizer: PreTrainedTokenizerBase,
+    src_cfg: dict,
+    src_dir: str,
+    vision_tower: Optional[str],
+) -> tuple[LlavaConfig, str]:
+    """Complete the LLaVA-v1 weights (Hugging Face keys, in place) into a linear-projector
+    Hugging Face LLaVA and return its config and where the CLIP tower came from.
+
+    The tower's weights come from ``vision_tower`` (or the ``mm_vision_tower`` of
+    ``src_cfg``) when the checkpoint lacks them; the tokens lisakit added to ``tokenizer``
+    get embedding / LM-head rows; every weight is checked against the config.
+
+    Raises:
+        FileNotFoundError: If the CLIP folder is needed and missing.
+        ValueError: If the weights do not fit ``config.json`` and the CLIP folder.
+    """
+    vision, tower_source = _vision_tower(llava_state, vision_tower, src_cfg)
+    rows = max(len(tokenizer), llava_state[EMBED_KEYS[0]].shape[0])
+    _pad_token_rows(llava_state, rows)
+    image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    llava = _llava_config(src_cfg, vision, rows, image_id)
+    _check_llava(llava, llava_state, src_dir)
+    return llava, tower_source
+
+
+def write_llava(
+    llava_dir: str,
+    config: LlavaConfig,
+    llava_state: dict,
+    tokenizer: PreTrainedTokenizerBase,
+    dtype: Optional[torch.dtype] = None,
+    max_shard_size: str = '5GB',
+) -> None:
+    """Write a complete Hugging Face LLaVA folder: config, safetensors shards, tokenizer."""
+    os.makedirs(llava_dir, exist_ok=True)
+    config.save_pretrained(llava_dir)
+    save_torch_state_dict(_cast(llava_state, dtype), llava_dir, max_shard_size=max_shard_size)
+    tokenizer.save_pretrained(llava_dir)
 
 
 def converted_config(
@@ -377,12 +425,8 @@ def _convert(
         k[len(LLAVA_PREFIX) :]: v for k, v in target.items() if k.startswith(LLAVA_PREFIX)
     }
     rest = {k: v for k, v in target.items() if not k.startswith(LLAVA_PREFIX)}
-    vision, tower_source = _vision_tower(llava_state, vision_tower, src_cfg)
-    rows = max(len(tokenizer), llava_state[EMBED_KEYS[0]].shape[0])
-    _pad_token_rows(llava_state, rows)
-    image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    llava = _llava_config(src_cfg, vision, rows, image_id)
-    _check_llava(llava, llava_state, src_dir)
+    llava, tower_source = complete_llava(llava_state, tokenizer, src_cfg, src_dir, vision_tower)
+    image_id = llava.image_token_id
     tick()
     cfg = converted_config(config, out_dir, src_cfg, llava)
     sam, lean = split_lisa_parts(rest, cfg, llava.text_config.hidden_size)
@@ -411,13 +455,15 @@ def _write(
     """Write the converted folder (see the module docstring); ``tick`` after each of
     three steps."""
     llava_dir = os.path.join(out_dir, LLAVA_DIR)
-    os.makedirs(llava_dir, exist_ok=True)
-    converted.llava.save_pretrained(llava_dir)
-    save_torch_state_dict(
-        _cast(converted.llava_state, dtype), llava_dir, max_shard_size=max_shard_size
+    write_llava(
+        llava_dir,
+        converted.llava,
+        converted.llava_state,
+        converted.tokenizer,
+        dtype,
+        max_shard_size,
     )
     tick()
-    converted.tokenizer.save_pretrained(llava_dir)  # a complete Hugging Face folder
     # atomic: a failed (re)conversion never leaves a truncated checkpoint behind
     sam = _cast(converted.sam, dtype)
     atomic_write(os.path.join(out_dir, SAM_FILE), lambda tmp: torch.save(sam, tmp))
