@@ -14,9 +14,12 @@
 #           accumulation x 8 GPUs; DeepSpeed ZeRO-2 in bf16 (buckets 5e8) as LISA.
 #   eval    ReasonSeg val after every 500 optimizer steps (LISA's epoch); the best
 #           checkpoint is kept by gIoU, as LISA keeps it.
-# The base must be a Hugging Face LLaVA folder (LlavaForConditionalGeneration, linear
-# projector) of LLaVA-Lightning-7B-v1-1. lisakit's converter reads LISA checkpoints
-# (tools/model_converters/lisa_to_lisakit.py); it does not convert a plain LLaVA-v1 release.
+# The base is a Hugging Face LLaVA folder (LlavaForConditionalGeneration, linear projector)
+# of LLaVA-Lightning-7B-v1-1 (LISA's --version: the merged weights, LLaVA's apply_delta on
+# liuhaotian/LLaVA-Lightning-7B-delta-v1-1), written once from local copies of it and of its
+# CLIP tower (needs `pip install sentencepiece protobuf` for its tokenizer.model):
+#   python tools/model_converters/llava_v1_to_hf.py /data/hf/LLaVA-Lightning-7B-v1-1 \
+#       /data/hf/clip-vit-large-patch14 data/LLaVA-Lightning-7B-v1-1-hf
 # Local paths only: edit the two paths below in a copy, or override them with --cfg-options
 # (the LLaVA folder is the only model path: weights, tokenizer, CLIP settings); the data
 # (LISA's 9:3:3:1 mix) is _base_/datasets/lisa_mix.py under data/ (LISA's --dataset_dir).
