@@ -1,18 +1,26 @@
-"""Qwen2.5-VL backbone on a tiny random model: 4-bit LLM, LoRA, <SEG> rows, <SEG> states."""
+"""Qwen2.5-VL backbone on a tiny random model: 4-bit LLM, LoRA, <SEG> rows, <SEG> states,
+alone and through the LISA segmentor with its data path (processor in the data preprocessor)."""
 
 import copy
+import json
+import os.path as osp
 
 import bitsandbytes as bnb
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+from tool_runner import REPO, output, train
 
 from lisakit.models.backbones.qwen2_5_vl import QWEN_VISION_END, QWEN_VISION_START
-from lisakit.registry import MODELS
+from lisakit.registry import DATASETS, MODELS
 
 PATCH, MERGE, TEMPORAL = 4, 2, 2
 TINY = dict(
     type='Qwen2_5_VLBackbone',
-    tokenizer=dict(type='WordTokenizer'),
+    processor=dict(tokenizer=dict(type='WordTokenizer')),
     qwen_config=dict(
         vision_config=dict(
             depth=2,
@@ -71,7 +79,7 @@ def _inputs(backbone, grids=((1, 4, 4), (1, 4, 8))):
     mask = (torch.arange(input_ids.shape[1])[None] < lengths[:, None]).long()
     grid = torch.tensor(grids)
     pixels = torch.randn(int(grid.prod(dim=1).sum()), 3 * TEMPORAL * PATCH**2)
-    return input_ids, mask, pixels, grid
+    return input_ids, mask, dict(pixel_values=pixels, image_grid_thw=grid)
 
 
 def test_only_the_llm_is_quantized(qlora):
@@ -88,8 +96,8 @@ def test_only_the_llm_is_quantized(qlora):
 
 
 def test_forward_returns_seg_states(qlora):
-    input_ids, mask, pixels, grid = _inputs(qlora)
-    out = qlora(input_ids, mask, pixels, grid)
+    input_ids, mask, vision = _inputs(qlora)
+    out = qlora(input_ids, mask, vision)
     batch, length = input_ids.shape
     assert out['hidden_states'].shape == (batch, length, qlora.hidden_size)
     assert out['logits'].shape == (batch, length, len(qlora.tokenizer))
@@ -130,8 +138,8 @@ def test_trains_lora_and_seg_rows_only(qlora):
 def test_generate_and_gradient_checkpointing():
     backbone = _build(trainable=dict(language_model='full'), gradient_checkpointing=True)
     assert backbone.hf_model.is_gradient_checkpointing
-    input_ids, mask, pixels, grid = _inputs(backbone, grids=((1, 4, 4),))
-    out = backbone.generate(input_ids, mask, pixels, grid, max_new_tokens=3, min_new_tokens=3)
+    input_ids, mask, vision = _inputs(backbone, grids=((1, 4, 4),))
+    out = backbone.generate(input_ids, mask, vision, max_new_tokens=3, min_new_tokens=3)
     assert out['sequences'].shape == (1, input_ids.shape[1] + 3)
     assert torch.equal(out['sequences'][:, : input_ids.shape[1]], input_ids)
     assert torch.equal(out['new_tokens'], out['sequences'][:, input_ids.shape[1] :])
@@ -142,7 +150,11 @@ def test_loads_a_local_hf_folder(tmp_path):
     backbone.hf_model.save_pretrained(tmp_path / 'qwen')
     backbone.tokenizer.save_pretrained(tmp_path / 'tok')
     loaded = _build(
-        qwen_config=None, pretrained=str(tmp_path / 'qwen'), tokenizer=str(tmp_path / 'tok')
+        qwen_config=None,
+        pretrained=str(tmp_path / 'qwen'),
+        processor=dict(
+            tokenizer=str(tmp_path / 'tok'), vision_config=TINY['qwen_config']['vision_config']
+        ),
     )
     assert loaded.seg_token_id == backbone.seg_token_id
     for (k, a), b in zip(backbone.state_dict().items(), loaded.state_dict().values()):
@@ -164,7 +176,7 @@ def _force(backbone, prompt_length):
     """``prefix_allowed_tokens_fn`` writing "<SEG> . <SEG>" then EOS after the prompt."""
     tok = backbone.tokenizer
     dot = tok('.', add_special_tokens=False)['input_ids']
-    answer = [backbone.seg_token_id, *dot, backbone.seg_token_id, tok.eos_token_id]
+    answer = [backbone.seg_token_id, *dot, backbone.seg_token_id, backbone.processor.eos_token_id]
 
     def allowed(batch_id, ids):
         return [answer[min(len(ids) - prompt_length, len(answer) - 1)]]
@@ -174,7 +186,8 @@ def _force(backbone, prompt_length):
 
 def _left_padded_prompts(backbone):
     """The two prompts of :func:`_inputs` without their answer "<SEG> .", left padded."""
-    ids, mask, pixels, grid = _inputs(backbone)
+    ids, mask, vision = _inputs(backbone)
+    pixels, grid = vision['pixel_values'], vision['image_grid_thw']
     prompts = [ids[i][mask[i].bool()][:-2] for i in range(2)]
     length = max(len(p) for p in prompts)
     pad = [length - len(p) for p in prompts]
@@ -182,8 +195,11 @@ def _left_padded_prompts(backbone):
     left_ids = torch.stack([torch.cat([torch.full((n,), pad_id), p]) for n, p in zip(pad, prompts)])
     left_mask = (torch.arange(length)[None] >= torch.tensor(pad)[:, None]).long()
     split = int(grid[0].prod())
-    singles = [(pixels[:split], grid[:1]), (pixels[split:], grid[1:])]
-    return (left_ids, left_mask, pixels, grid), prompts, singles
+    singles = [
+        dict(pixel_values=pixels[:split], image_grid_thw=grid[:1]),
+        dict(pixel_values=pixels[split:], image_grid_thw=grid[1:]),
+    ]
+    return (left_ids, left_mask, vision), prompts, singles
 
 
 @pytest.fixture(scope='module')
@@ -194,50 +210,49 @@ def full_eval():
 def test_generate_returns_the_states_of_a_full_forward(full_eval):
     """The <SEG> states kept from ``generate`` equal a full forward's before each <SEG>."""
     _, prompts, singles = _left_padded_prompts(full_eval)
-    for prompt, (pix, thw) in zip(prompts, singles):
+    for prompt, one_vision in zip(prompts, singles):
         prompt = prompt[None]
         forced = _force(full_eval, prompt.shape[1])
         out = full_eval.generate(
             prompt,
             torch.ones_like(prompt),
-            pix,
-            thw,
+            one_vision,
             max_new_tokens=6,
             prefix_allowed_tokens_fn=forced,
         )
         seq = out['sequences']
         assert out['new_tokens'][0, [0, 2]].eq(full_eval.seg_token_id).all()
-        full = full_eval(seq, torch.ones_like(seq), pix, thw)
+        full = full_eval(seq, torch.ones_like(seq), one_vision)
         assert len(out['seg_embeds'][0]) == 2
         torch.testing.assert_close(out['seg_embeds'][0], full['seg_embeds'][0])
 
 
 def test_batched_left_padded_generate_equals_batch_1(full_eval):
-    (left_ids, left_mask, pixels, grid), prompts, singles = _left_padded_prompts(full_eval)
+    (left_ids, left_mask, vision), prompts, singles = _left_padded_prompts(full_eval)
     length = left_ids.shape[1]
     forced = dict(max_new_tokens=6, prefix_allowed_tokens_fn=_force(full_eval, length))
     free = dict(max_new_tokens=4, min_new_tokens=4)
-    batched = full_eval.generate(left_ids, left_mask, pixels, grid, **forced)
-    batched_free = full_eval.generate(left_ids, left_mask, pixels, grid, **free)
+    batched = full_eval.generate(left_ids, left_mask, vision, **forced)
+    batched_free = full_eval.generate(left_ids, left_mask, vision, **free)
     assert torch.equal(batched['sequences'][:, :length], left_ids)
-    for i, (pix, thw) in enumerate(singles):
+    for i, one_vision in enumerate(singles):
         prompt = prompts[i][None]
         one = dict(forced, prefix_allowed_tokens_fn=_force(full_eval, prompt.shape[1]))
-        single = full_eval.generate(prompt, torch.ones_like(prompt), pix, thw, **one)
+        single = full_eval.generate(prompt, torch.ones_like(prompt), one_vision, **one)
         assert torch.equal(batched['new_tokens'][i], single['new_tokens'][0])
         assert len(single['seg_embeds'][0]) == 2
         torch.testing.assert_close(batched['seg_embeds'][i], single['seg_embeds'][0])
-        single_free = full_eval.generate(prompt, torch.ones_like(prompt), pix, thw, **free)
+        single_free = full_eval.generate(prompt, torch.ones_like(prompt), one_vision, **free)
         assert torch.equal(batched_free['new_tokens'][i], single_free['new_tokens'][0])
 
 
 def test_supervised_logits_only():
     backbone = _build(trainable=dict(language_model='full'), supervised_logits_only=True)
-    input_ids, mask, pixels, grid = _inputs(backbone)
+    input_ids, mask, vision = _inputs(backbone)
     labels = torch.full_like(input_ids, -100)
     labels[:, -3:] = input_ids[:, -3:]  # "<SEG> ." (and padding of the short row)
     labels[mask == 0] = -100
-    out = backbone(input_ids, mask, pixels, grid, labels=labels)
+    out = backbone(input_ids, mask, vision, labels=labels)
     full = backbone.hf_model.lm_head(out['hidden_states'])  # (B, L, V)
     batch, pos = (labels[:, 1:] != -100).nonzero(as_tuple=True)
     assert torch.equal(out['logits_batch_index'], batch)
@@ -251,3 +266,126 @@ def test_trainable_projector_is_the_merger():
     assert trainable and all(n.startswith('qwen.model.visual.merger.') for n in trainable)
     with pytest.raises(ValueError, match="language_model='full'"):
         _build(trainable=dict(language_model='full'), quantization=dict(bits=4))
+
+
+# ------------------------------------------------ through the segmentor and the data path
+QWEN_DEMO = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qwen_shapes.py')
+#: The 4-bit LoRA core on the demo's tiny Qwen2.5-VL (its LLM is trained in full).
+QLORA_CFG = dict(QLORA, lora=dict(r=4, alpha=8, dropout=0.0))
+
+
+@pytest.fixture(scope='module')
+def demo_cfg():
+    init_default_scope('lisakit')
+    return Config.fromfile(QWEN_DEMO)
+
+
+def _segmentor(cfg, **backbone):
+    model = copy.deepcopy(cfg.model.to_dict())
+    model['backbone'].update(copy.deepcopy(backbone))
+    torch.manual_seed(0)
+    return MODELS.build(model)
+
+
+def _raw_batch(cfg, split='train', n=4):
+    """``n`` neutral samples of the demo's data (pseudo-collated, before the processor)."""
+    loader = cfg.train_dataloader if split == 'train' else cfg.val_dataloader
+    dataset = copy.deepcopy(loader.dataset.to_dict())
+    dataset['num_samples'] = n
+    dataset = DATASETS.build(dataset)
+    return pseudo_collate([dataset[i] for i in range(n)])
+
+
+def test_qlora_trains_only_lora_and_seg_rows_through_the_segmentor(demo_cfg):
+    model = _segmentor(demo_cfg, **QLORA_CFG).train()
+    quantized = [n for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert quantized and all('.model.language_model.layers.' in n for n in quantized)
+    backbone = {n for n, p in model.backbone.named_parameters() if p.requires_grad}
+    assert backbone and all('lora_' in n or 'trainable_tokens' in n for n in backbone)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if k not in trainable}
+    embed = model.backbone.hf_model.get_input_embeddings()
+    all_ids = torch.arange(len(model.backbone.tokenizer))
+    rows = embed(all_ids).detach().clone()
+    optim = OptimWrapper(torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]))
+    batch = _raw_batch(demo_cfg)
+    for _ in range(3):  # mmengine's step: processor in the data preprocessor, loss, update
+        losses = model.train_step(copy.deepcopy(batch), optim)
+    assert torch.isfinite(losses['loss'])
+    after = model.state_dict()
+    for key, value in frozen.items():
+        assert torch.equal(value, after[key]), key
+    changed = (embed(all_ids).detach() != rows).any(dim=1).nonzero().flatten()
+    assert changed.tolist() == [model.backbone.seg_token_id]
+
+
+def _forced(processor, text):
+    """``prefix_allowed_tokens_fn`` writing ``text`` then ``<|im_end|>``, whatever the
+    batch layout: the tokens written so far are the trailing run of the answer's tokens."""
+    answer = processor.tokenizer(text, add_special_tokens=False)['input_ids']
+    answer.append(processor.eos_token_id)
+
+    def allowed(batch_id, ids):
+        ids, k = ids.tolist(), 0
+        while k < len(ids) and ids[len(ids) - 1 - k] in answer:
+            k += 1
+        return [answer[min(k, len(answer) - 1)]]
+
+    return allowed
+
+
+def _predict(model, batch, **generation_cfg):
+    model.generation_cfg = dict(max_new_tokens=5, **generation_cfg)
+    with torch.no_grad():
+        return model.predict_generate(**model.data_preprocessor(copy.deepcopy(batch), False))
+
+
+def test_batched_generate_equals_batch_1_through_the_segmentor(demo_cfg):
+    """One left-padded batch (M-RoPE positions from the attention mask) gives each sample's
+    batch-1 ids, <SEG> states and masks."""
+    model = _segmentor(demo_cfg).eval()
+    batch = _raw_batch(demo_cfg, 'val', 3)
+    data = model.data_preprocessor(copy.deepcopy(batch), False)['inputs']
+    prompt_lengths = (data['labels'] == -100).int().argmin(1)
+    assert len(set(prompt_lengths.tolist())) > 1, 'prompts of different lengths: padding used'
+    forced = _forced(model.backbone.processor, '<SEG> . <SEG>')
+    batched = _predict(model, batch, prefix_allowed_tokens_fn=forced)
+    free = _predict(model, batch)
+    for i in range(3):
+        item = {k: v[i] for k, v in batch['inputs'].items()}
+        one = pseudo_collate([dict(inputs=item, data_samples=batch['data_samples'][i])])
+        alone = _predict(model, one, prefix_allowed_tokens_fn=forced)[0]
+        assert batched[i].num_generated_seg == alone.num_generated_seg == 2
+        assert batched[i].pred_text == alone.pred_text
+        assert torch.equal(batched[i].pred_masks, alone.pred_masks)
+        torch.testing.assert_close(batched[i].pred_iou_scores, alone.pred_iou_scores)
+        assert free[i].pred_text == _predict(model, one)[0].pred_text
+
+
+@pytest.mark.slow
+def test_qlora_lean_checkpoint_and_exact_resume(tmp_path):
+    """tools/train.py on the 4-bit LoRA demo: lean checkpoints (adapters, <SEG> rows, neck,
+    mask decoder only) and a resumed run equal to an uninterrupted one."""
+    config = tmp_path / 'qwen_qlora.py'
+    config.write_text(
+        f"_base_ = ['{QWEN_DEMO}']\n"
+        f'model = dict(backbone={QLORA_CFG!r})\n'
+        "model['backbone']['lora']['_delete_'] = True  # the demo's lora=None\n"
+        "custom_hooks = [dict(type='TrainingHistoryHook'), dict(type='LeanCheckpointHook')]\n"
+    )
+    full, part = tmp_path / 'full', tmp_path / 'part'
+    for work_dir, epochs, extra in ((full, 2, ()), (part, 1, ()), (part, 2, ('--resume',))):
+        proc = train(work_dir, epochs, *extra, config=str(config), schedule_epochs=2)
+        assert proc.returncode == 0, output(proc)
+    a = torch.load(full / 'epoch_2.pth', map_location='cpu', weights_only=False)
+    b = torch.load(part / 'epoch_2.pth', map_location='cpu', weights_only=False)
+    assert a['meta']['lisakit']['lean']
+    backbone = [k for k in a['state_dict'] if k.startswith('backbone.')]
+    assert backbone and all('lora_' in k or 'trainable_tokens' in k for k in backbone)
+    assert not any(k.startswith('sam_encoder.') for k in a['state_dict'])
+    assert a['state_dict'].keys() == b['state_dict'].keys()
+    for key, value in a['state_dict'].items():
+        assert torch.equal(value, b['state_dict'][key]), key
+    ha = json.loads((full / 'training_history.json').read_text())
+    hb = json.loads((part / 'training_history.json').read_text())
+    assert ha['val'][-1]['cIoU'] == hb['val'][-1]['cIoU']

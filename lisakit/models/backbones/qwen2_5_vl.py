@@ -6,23 +6,23 @@ quantization of the LLM only (bitsandbytes), LoRA on the LLM only and trainable
 ``<SEG>`` rows (peft), and the selection of the hidden states that *predict* each
 ``<SEG>`` (the state just before it, as :class:`LlavaBackbone`).
 
-Input contract (what a processor must produce; Qwen's chat template and dynamic-resolution
-image preprocessing live outside the model):
+Input contract (what :class:`~lisakit.models.processors.Qwen2_5_VLProcessor` produces,
+through the data preprocessor; the chat template and dynamic-resolution image preprocessing
+live in that processor, which the backbone builds from its ``processor`` config):
 
-- ``input_ids`` (B, L): the rendered chat, each image already expanded to
+- ``input_ids`` (N, L): the rendered chats, each image already expanded to
   ``<|vision_start|>`` + ``<|image_pad|>`` x n + ``<|vision_end|>`` with
-  n = t * h * w / spatial_merge_size ** 2 for its ``image_grid_thw`` row (what
-  ``Qwen2_5_VLProcessor`` writes); padding on the right for training, on the left for
-  batched ``generate``.
-- ``attention_mask`` (B, L), 1 for real tokens.
-- ``pixel_values`` (sum of t * h * w over the batch's images, C * temporal_patch_size *
-  patch_size ** 2): the flattened patches of ``Qwen2VLImageProcessor``, images concatenated
-  in the order of their ``<|image_pad|>`` runs.
-- ``image_grid_thw`` (num_images, 3) long: the (t, h, w) patch grid of each image.
-- ``labels`` (B, L) or None, ``-100`` where ignored.
+  n = t * h * w / spatial_merge_size ** 2 for its ``image_grid_thw`` row; padding on the
+  right for training, on the left for batched ``generate``.
+- ``attention_mask`` (N, L), 1 for real tokens.
+- ``vision``: ``pixel_values`` (sum over the N sequences of t * h * w,
+  C * temporal_patch_size * patch_size ** 2), the flattened patches of
+  ``Qwen2VLImageProcessor``, one image per sequence in sequence order, and
+  ``image_grid_thw`` (N, 3) long, the (t, h, w) patch grid of each sequence's image.
+- ``labels`` (N, L) or None, ``-100`` where ignored.
 
 The 3D (M-RoPE) positions need ``mm_token_type_ids``; the backbone derives them from the
-``<|image_pad|>`` positions.
+``<|image_pad|>`` positions (left padding is handled by the attention mask).
 """
 
 from __future__ import annotations
@@ -34,10 +34,16 @@ from mmengine.model import BaseModule
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from lisakit.registry import MODELS
-from lisakit.tokenizers import build_tokenizer
-from lisakit.utils.constants import SEG_TOKEN
 from lisakit.utils.dtypes import resolve_dtype
 
+from ..processors import build_processor, fill_facts, processor_config
+from ..processors.qwen2_5_vl_processor import (
+    QWEN_IMAGE_TOKEN,
+    QWEN_VISION_END,
+    QWEN_VISION_START,
+    VISION_KEYS,
+    Qwen2_5_VLProcessor,
+)
 from .llm_adapters import (
     build_bnb_config,
     prepare_for_training,
@@ -46,10 +52,8 @@ from .llm_adapters import (
 from .seg_states import generate_with_seg_states, lm_outputs
 from .trainable import apply_trainable, build_trainable
 
-#: Qwen2.5-VL's image placeholder and the tokens around each image.
-QWEN_IMAGE_TOKEN = '<|image_pad|>'
-QWEN_VISION_START = '<|vision_start|>'
-QWEN_VISION_END = '<|vision_end|>'
+__all__ = ['QWEN_IMAGE_TOKEN', 'QWEN_VISION_END', 'QWEN_VISION_START', 'Qwen2_5_VLBackbone']
+
 #: Module-name prefixes kept unquantized: the vision encoder (with its merger) and LM head.
 QWEN_SKIP_MODULES = ('model.visual', 'lm_head')
 #: ``mm_token_type_ids`` value of image tokens (text 0, image 1, video 2).
@@ -61,15 +65,21 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
     """A Qwen2.5-VL vision-language model that emits ``<SEG>`` hidden states.
 
     Args:
-        tokenizer: Tokenizer config (see :func:`lisakit.tokenizers.build_tokenizer`).
+        processor: Config of the processor (type ``'Qwen2_5_VLProcessor'`` by default, see
+            :class:`~lisakit.models.processors.Qwen2_5_VLProcessor`): ``tokenizer``
+            (default: ``pretrained``), ``max_length``, ``layout``, ``min_pixels`` /
+            ``max_pixels``, ``system``, ``seg_token``, ``rej_token``. The backbone fills in
+            ``pretrained`` (the folder's ``preprocessor_config.json``) or, for a random
+            model, its vision config; it is exposed as :attr:`processor`.
         pretrained: Local folder of a Hugging Face Qwen2.5-VL checkpoint (e.g.
-            Qwen2.5-VL-7B-Instruct). Mutually exclusive with ``qwen_config``.
+            Qwen2.5-VL-7B-Instruct): weights, tokenizer and image processor. Mutually
+            exclusive with ``qwen_config``.
         qwen_config: Keyword arguments of ``transformers.Qwen2_5_VLConfig`` for a randomly
             initialised model (``vision_config`` / ``text_config`` dicts). The token ids
             (vocabulary, image, vision start / end, pad) come from the tokenizer.
-        seg_token: Text of the segmentation token.
         trainable: Which parts train (:mod:`.trainable`): ``vision_tower`` (the ViT),
-            ``projector`` (its patch merger), ``language_model`` and ``embeddings``.
+            ``projector`` (its patch merger), ``language_model`` and ``embeddings``
+            (``'seg_rows'``: the ``<SEG>`` rows, and ``[REJ]``'s when the processor has one).
         lora: LoRA settings for ``trainable.language_model='lora'`` (LLM only).
         quantization: ``None`` or a bitsandbytes dict (see
             :func:`.llm_adapters.build_bnb_config`); ``skip_modules`` defaults to
@@ -80,15 +90,16 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
             next token is supervised, as (N, V) with ``logits_batch_index`` /
             ``logits_labels`` (N,) (as :class:`LlavaBackbone`).
         torch_dtype: Parameter dtype name.
+        tokenizer: Deprecated: use ``processor.tokenizer`` (mapped there with a
+            ``FutureWarning``).
         init_cfg: mmengine init config.
     """
 
     def __init__(
         self,
-        tokenizer: Union[str, dict],
+        processor: Optional[dict] = None,
         pretrained: Optional[str] = None,
         qwen_config: Optional[dict] = None,
-        seg_token: str = SEG_TOKEN,
         trainable: Optional[dict] = None,
         lora: Optional[dict] = None,
         quantization: Optional[dict] = None,
@@ -96,15 +107,21 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         gradient_checkpointing: bool = False,
         supervised_logits_only: bool = False,
         torch_dtype: str = 'float32',
+        tokenizer: Union[str, dict, None] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        if (pretrained is None) == (qwen_config is None):
+            raise ValueError(
+                'Qwen2_5_VLBackbone needs exactly one of `pretrained` (a local HF folder) '
+                'or `qwen_config` (a dict for transformers.Qwen2_5_VLConfig); got '
+                f'pretrained={pretrained!r}, qwen_config={"set" if qwen_config else None}.'
+            )
         self.trainable = build_trainable(trainable, lora, quantization)
         self.supervised_logits_only = supervised_logits_only
-        self.tokenizer = build_tokenizer(tokenizer, seg_token, QWEN_IMAGE_TOKEN)
-        self._add_vision_tokens()
-        ids = self.tokenizer.convert_tokens_to_ids
-        self.seg_token_id, self.image_token_id = ids(seg_token), ids(QWEN_IMAGE_TOKEN)
+        self.processor = self._build_processor(processor, tokenizer, pretrained, qwen_config)
+        self.seg_token_id = self.processor.seg_token_id
+        self.image_token_id = self.processor.image_token_id
         bnb = None
         if quantization is not None:
             bnb = build_bnb_config({'skip_modules': QWEN_SKIP_MODULES, **quantization})
@@ -112,6 +129,8 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
             pretrained, qwen_config, resolve_dtype(torch_dtype, 'model.backbone.torch_dtype'), bnb
         )
         rows = [self.seg_token_id] if self.trainable.seg_rows else []
+        if rows and self.processor.rej_token_id is not None:
+            rows.append(self.processor.rej_token_id)
         self.qwen, self.num_quantized_layers = prepare_for_training(
             model,
             quantized=bnb is not None,
@@ -130,15 +149,27 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         )
 
     # ------------------------------------------------------------------ build
-    def _add_vision_tokens(self) -> None:
-        """Add ``<|vision_start|>`` / ``<|vision_end|>`` when missing (tiny tokenizers)."""
-        missing = [
-            t for t in (QWEN_VISION_START, QWEN_VISION_END) if t not in self.tokenizer.get_vocab()
-        ]
-        if missing:
-            self.tokenizer.add_special_tokens(
-                {'additional_special_tokens': missing}, replace_extra_special_tokens=False
-            )
+    @staticmethod
+    def _build_processor(
+        processor: Optional[dict],
+        tokenizer: Union[str, dict, None],
+        pretrained: Optional[str],
+        qwen_config: Optional[dict],
+    ) -> Qwen2_5_VLProcessor:
+        """The processor from its config, with the backbone's facts filled in: the
+        ``pretrained`` folder (its ``preprocessor_config.json``) or the random model's
+        vision config (patch, temporal patch and merge sizes)."""
+        cfg = processor_config(processor, Qwen2_5_VLProcessor.__name__, tokenizer, pretrained)
+        if pretrained is not None:
+            return build_processor(fill_facts(cfg, pretrained=pretrained))
+        vision = Qwen2_5_VLConfig(vision_config=qwen_config.get('vision_config')).vision_config
+        facts = {k: getattr(vision, k) for k in VISION_KEYS}
+        return build_processor(fill_facts(cfg, vision_config=facts))
+
+    @property
+    def tokenizer(self):
+        """The processor's tokenizer (with ``<SEG>`` and Qwen's tokens)."""
+        return self.processor.tokenizer
 
     def _token_ids(self) -> dict:
         ids = self.tokenizer.convert_tokens_to_ids
@@ -156,24 +187,22 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         bnb=None,
     ) -> Qwen2_5_VLForConditionalGeneration:
         """Load (or randomly build) the model, resized to the tokenizer, quantized if asked."""
-        if (pretrained is None) == (qwen_config is None):
-            raise ValueError(
-                'Qwen2_5_VLBackbone needs exactly one of `pretrained` (a local HF folder) '
-                'or `qwen_config` (a dict for transformers.Qwen2_5_VLConfig); got '
-                f'pretrained={pretrained!r}, qwen_config={"set" if qwen_config else None}.'
-            )
         if pretrained is not None:
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
                 pretrained, dtype=dtype, quantization_config=bnb, local_files_only=True
             )
-            model.resize_token_embeddings(len(self.tokenizer))
+            # Qwen pads its vocabulary (152,064 rows for 151,665 tokens): <SEG> takes a
+            # spare row; resize only when the tokenizer outgrows the matrix
+            if len(self.tokenizer) > model.get_input_embeddings().num_embeddings:
+                model.resize_token_embeddings(len(self.tokenizer))
             model.config.update(self._token_ids())
             return model
         cfg = dict(qwen_config)
         text_cfg = dict(cfg.pop('text_config'))
         text_cfg.setdefault('vocab_size', len(self.tokenizer))
-        for key in ('pad_token_id', 'bos_token_id', 'eos_token_id'):
+        for key in ('pad_token_id', 'bos_token_id'):
             text_cfg.setdefault(key, getattr(self.tokenizer, key))
+        text_cfg.setdefault('eos_token_id', self.processor.eos_token_id)
         config = Qwen2_5_VLConfig(text_config=text_cfg, **self._token_ids(), **cfg)
         model = Qwen2_5_VLForConditionalGeneration(config).to(dtype)
         return model if bnb is None else quantize_random_model(model, bnb, dtype)
@@ -191,35 +220,46 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         return self.hf_model.config.text_config.hidden_size
 
     def _mm_token_type_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, L) int: 1 at ``<|image_pad|>``, 0 elsewhere (drives the 3D positions)."""
+        """(N, L) int: 1 at ``<|image_pad|>``, 0 elsewhere (drives the 3D positions)."""
         return (input_ids == self.image_token_id).int() * IMAGE_TYPE_ID
+
+    def _vision_inputs(self, input_ids: torch.Tensor, vision: dict) -> dict:
+        """The model's image keyword arguments from the processor's ``vision`` dict."""
+        missing = {'pixel_values', 'image_grid_thw'} - set(vision)
+        if missing:
+            raise KeyError(
+                f'Qwen2_5_VLBackbone: vision inputs lack {sorted(missing)}; they come from '
+                'Qwen2_5_VLProcessor.collate_vision (set model.backbone.processor).'
+            )
+        return dict(
+            pixel_values=vision['pixel_values'].to(self.hf_model.dtype),
+            image_grid_thw=vision['image_grid_thw'],
+            mm_token_type_ids=self._mm_token_type_ids(input_ids),
+        )
 
     # --------------------------------------------------------------- forward
     def forward(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        pixel_values: torch.Tensor,
-        image_grid_thw: torch.Tensor,
+        vision: dict,
         labels: Optional[torch.Tensor] = None,
     ) -> dict:
         """Run Qwen2.5-VL on a batch (inputs as in the module docstring).
 
         Returns:
-            A dict with ``logits`` (B, L, V), ``hidden_states`` (B, L, D), ``input_ids``,
-            ``labels`` (B, L) and ``seg_embeds`` (list of B tensors (n_i, D)); with
-            ``supervised_logits_only`` and labels, ``logits`` (N, V) and
-            ``logits_batch_index`` / ``logits_labels`` (N,).
+            A dict with ``logits`` (N, L, V), ``hidden_states`` (N, L, D), ``input_ids``,
+            ``labels`` (N, L) and ``seg_embeds`` (list of N tensors (n_i, D)); with
+            ``supervised_logits_only`` and labels, ``logits`` (M, V) and
+            ``logits_batch_index`` / ``logits_labels`` (M,).
         """
         hf = self.hf_model
         out = hf.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            pixel_values=pixel_values.to(hf.dtype),
-            image_grid_thw=image_grid_thw,
-            mm_token_type_ids=self._mm_token_type_ids(input_ids),
+            **self._vision_inputs(input_ids, vision),
         )
-        hidden = out.last_hidden_state  # (B, L, D), after the final norm
+        hidden = out.last_hidden_state  # (N, L, D), after the final norm
         return lm_outputs(
             hf.lm_head, hidden, input_ids, labels, self.seg_token_id, self.supervised_logits_only
         )
@@ -229,20 +269,19 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        pixel_values: torch.Tensor,
-        image_grid_thw: torch.Tensor,
+        vision: dict,
         **generation_kwargs,
     ) -> dict:
         """Greedy-decode a batch of answers with Hugging Face ``generate`` (KV cache on),
         keeping the hidden states that predict each generated ``<SEG>`` (see
-        :func:`.seg_states.generate_with_seg_states`: no second forward pass).
+        :func:`.seg_states.generate_with_seg_states`: no second forward pass). Decoding
+        stops at ``<|im_end|>`` unless ``eos_token_id`` is given.
 
         Args:
             input_ids: (N, L) prompt ids (images already expanded, see the module
                 docstring), left-padded (padding first, ``attention_mask`` 0 there).
             attention_mask: (N, L).
-            pixel_values: The flattened patches of the N prompts' images, in order.
-            image_grid_thw: (num_images, 3) the (t, h, w) patch grid of each image.
+            vision: ``pixel_values`` and ``image_grid_thw`` (N, 3) of the N prompts' images.
             **generation_kwargs: Passed to ``generate`` (``max_new_tokens``, ...).
 
         Returns:
@@ -251,16 +290,16 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
             ``seg_embeds``, N tensors (k_n, D) of the states that predicted the row's
             generated ``<SEG>`` tokens, in order.
         """
-        hf = self.hf_model
+        generation_kwargs = dict(
+            dict(eos_token_id=self.processor.eos_token_id), **generation_kwargs
+        )
         return generate_with_seg_states(
-            hf,
+            self.hf_model,
             self.tokenizer,
             self.seg_token_id,
             self.image_token_id,  # a generated image token has no pixels
             generation_kwargs,
             input_ids=input_ids,
             attention_mask=attention_mask,
-            pixel_values=pixel_values.to(hf.dtype),
-            image_grid_thw=image_grid_thw,
-            mm_token_type_ids=self._mm_token_type_ids(input_ids),
+            **self._vision_inputs(input_ids, vision),
         )

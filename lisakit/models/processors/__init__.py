@@ -4,11 +4,13 @@ image conventions, applied to backbone-neutral samples by the data preprocessor.
 from .base import BaseVLProcessor
 from .builder import build_processor, fill_facts, processor_config
 from .llava_processor import LAYOUTS, LlavaProcessor
+from .qwen2_5_vl_processor import Qwen2_5_VLProcessor
 
 __all__ = [
     'BaseVLProcessor',
     'LAYOUTS',
     'LlavaProcessor',
+    'Qwen2_5_VLProcessor',
     'build_processor',
     'fill_facts',
     'processor_config',
