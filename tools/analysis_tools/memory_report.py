@@ -9,6 +9,13 @@ memory) and estimates the 4-bit storage analytically::
         configs/_base_/models/lisa_llava-1.5-7b-qlora_sam-vit-h.py \
         --random-llava llava-1.5-7b --meta
 
+``--random-qwen qwen2.5-vl-7b --meta`` does the same with a random Qwen2.5-VL-7B (and random
+SAM / SAM 2.1-L mask parts of real size)::
+
+    python tools/analysis_tools/memory_report.py \
+        configs/_base_/models/lisa_qwen2.5-vl-7b-qlora_sam-vit-h.py \
+        --random-qwen qwen2.5-vl-7b --meta
+
 A tiny config builds for real, quantizes with bitsandbytes and runs ``--steps`` steps::
 
     python tools/analysis_tools/memory_report.py configs/lisa/lisa_tiny-qlora_shapes.py --steps 3
@@ -90,6 +97,55 @@ LLAVA_PRESETS = {
     ),
 }
 LLAMA_VOCAB = 32000
+#: Qwen2.5-VL-7B-Instruct's config.json (public), for ``--random-qwen``.
+QWEN2_5_VL_PRESETS = {
+    'qwen2.5-vl-7b': dict(
+        vision_config=dict(
+            depth=32,
+            hidden_size=1280,
+            intermediate_size=3420,
+            num_heads=16,
+            out_hidden_size=3584,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=112,
+            fullatt_block_indexes=[7, 15, 23, 31],
+            tokens_per_second=2,
+        ),
+        text_config=dict(
+            hidden_size=3584,
+            intermediate_size=18944,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            max_position_embeddings=128000,
+            vocab_size=152064,
+            rms_norm_eps=1e-6,
+            rope_parameters=dict(
+                rope_type='default', rope_theta=1000000.0, mrope_section=[16, 24, 24]
+            ),
+        ),
+        tie_word_embeddings=False,
+    ),
+}
+#: SAM 2.1 Hiera-L (facebook/sam2.1-hiera-large's config.json), for random SAM 2 parts.
+SAM2_1_HIERA_L = dict(
+    vision_config=dict(
+        backbone_config=dict(
+            model_type='sam2_hiera_det_model',
+            hidden_size=144,
+            num_attention_heads=2,
+            blocks_per_stage=[2, 6, 36, 4],
+            embed_dim_per_stage=[144, 288, 576, 1152],
+            num_attention_heads_per_stage=[2, 4, 8, 16],
+            window_size_per_stage=[8, 4, 16, 8],
+            global_attention_blocks=[23, 33, 43],
+            window_positional_embedding_background_size=[7, 7],
+        ),
+        backbone_channel_list=[1152, 576, 288, 144],
+    ),
+)
 BF16_BYTES = 2
 ADAM_STATE_BYTES = 8  # exp_avg + exp_avg_sq in fp32
 
@@ -101,6 +157,11 @@ def parse_args() -> argparse.Namespace:
         '--random-llava',
         choices=sorted(LLAVA_PRESETS),
         help='replace the backbone weights by a random LLaVA of this size',
+    )
+    parser.add_argument(
+        '--random-qwen',
+        choices=sorted(QWEN2_5_VL_PRESETS),
+        help='replace the backbone weights by a random Qwen2.5-VL of this size',
     )
     parser.add_argument(
         '--meta',
@@ -169,12 +230,30 @@ def write_random_llava(preset: str, folder: str, dtype: str = 'bfloat16') -> str
     return folder
 
 
+def random_mask_parts(model: dict) -> None:
+    """SAM / SAM 2 encoder and head of ``model`` with random weights of the same size."""
+    for part in ('sam_encoder', 'head'):
+        if model[part]['type'].startswith('SAM2'):
+            model[part].update(pretrained=None, sam2_config=copy.deepcopy(SAM2_1_HIERA_L))
+        else:
+            model[part]['checkpoint'] = None
+
+
 def model_config(
-    cfg: Config, preset: str, meta: bool, random_dir: Optional[str] = None
+    cfg: Config,
+    preset: str,
+    meta: bool,
+    random_dir: Optional[str] = None,
+    qwen_preset: Optional[str] = None,
 ) -> tuple[dict, dict]:
     """The model config to build and the quantization to estimate (meta builds skip it)."""
     model = copy.deepcopy(cfg.model.to_dict())
     backbone = model['backbone']
+    if qwen_preset:  # sizes only: a random Qwen2.5-VL, built in memory or on meta
+        qwen = copy.deepcopy(QWEN2_5_VL_PRESETS[qwen_preset])
+        backbone.update(pretrained=None, qwen_config=qwen)
+        backbone['processor'] = dict(backbone.get('processor') or {}, tokenizer=word_tokenizer())
+        random_mask_parts(model)
     if preset:
         if meta or random_dir is None:
             backbone.update(pretrained=None, llava_config=llava_config(preset))
@@ -394,12 +473,15 @@ def main() -> int:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'lisakit'))
     args.synthetic_data = args.synthetic_data or bool(args.random_llava)
-    model_cfg, quantization = model_config(cfg, args.random_llava, args.meta, args.random_dir)
+    model_cfg, quantization = model_config(
+        cfg, args.random_llava, args.meta, args.random_dir, qwen_preset=args.random_qwen
+    )
     tic = time.perf_counter()
     with torch.device('meta') if args.meta else contextlib.nullcontext():
         model = MODELS.build(model_cfg)
     kind = f'{quantization.get("bits")}-bit estimate' if args.meta and quantization else 'built'
-    print(f'{args.config} ({args.random_llava or "config weights"}, {kind})')
+    weights = args.random_llava or args.random_qwen or 'config weights'
+    print(f'{args.config} ({weights}, {kind})')
     print(f'build: {time.perf_counter() - tic:.1f} s')
     results = dict(lean_checkpoint_bytes=report(model, quantization, args.meta))
     if (args.steps or args.infer) and not args.meta:
