@@ -207,6 +207,17 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         model = Qwen2_5_VLForConditionalGeneration(config).to(dtype)
         return model if bnb is None else quantize_random_model(model, bnb, dtype)
 
+    # ---------------------------------------------------------------- export
+    #: Attribute holding the (peft-wrapped) Hugging Face model, and the config key of the
+    #: random-weights alternative to ``pretrained`` (what exports name and clear).
+    hf_attr = 'qwen'
+    random_config_key = 'qwen_config'
+
+    def save_pretrained_extras(self, folder: str) -> None:
+        """Write what a merged Hugging Face folder needs beyond the model's own files: the
+        image processor settings (``preprocessor_config.json``) the processor reads."""
+        self.processor.image_processor.save_pretrained(folder)
+
     # --------------------------------------------------------------- helpers
     @property
     def hf_model(self) -> Qwen2_5_VLForConditionalGeneration:
