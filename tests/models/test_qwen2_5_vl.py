@@ -389,3 +389,32 @@ def test_qlora_lean_checkpoint_and_exact_resume(tmp_path):
     ha = json.loads((full / 'training_history.json').read_text())
     hb = json.loads((part / 'training_history.json').read_text())
     assert ha['val'][-1]['cIoU'] == hb['val'][-1]['cIoU']
+
+
+def test_qwen_sam2_demo_trains_a_step():
+    init_default_scope('lisakit')
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qwen_sam2_shapes.py'))
+    model = _segmentor(cfg).train()
+    assert (model.sam_encoder.__class__.__name__, model.head.__class__.__name__) == (
+        'SAM2ImageEncoder',
+        'SAM2Head',
+    )
+    optim = OptimWrapper(torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]))
+    losses = model.train_step(_raw_batch(cfg, n=2), optim)
+    assert {'loss_ce', 'loss_bce', 'loss_dice'} <= set(losses)
+
+
+@pytest.mark.parametrize('head', ['sam-vit-h', 'sam2.1-hiera-l'])
+def test_7b_qwen_configs_swap_only_the_backbone(head):
+    """The Qwen2.5-VL-7B bases equal the LLaVA-1.5 ones but for the backbone, which loads
+    model, tokenizer and image processor from one folder."""
+    base = osp.join(REPO, 'configs', '_base_', 'models')
+    llava = Config.fromfile(osp.join(base, f'lisa_llava-1.5-7b-qlora_{head}.py')).model
+    qwen = Config.fromfile(osp.join(base, f'lisa_qwen2.5-vl-7b-qlora_{head}.py')).model
+    for key in set(llava) - {'backbone'}:
+        assert qwen[key] == llava[key], key
+    backbone = qwen.backbone
+    assert backbone.type == 'Qwen2_5_VLBackbone' and 'tokenizer' not in backbone.processor
+    assert backbone.quantization.quant_type == 'nf4' and backbone.lora.r == 8
+    assert backbone.trainable == dict(language_model='lora', embeddings='seg_rows')
+    assert backbone.gradient_checkpointing
