@@ -4,6 +4,7 @@ alone and through the LISA segmentor with its data path (processor in the data p
 import copy
 import json
 import os.path as osp
+import uuid
 
 import bitsandbytes as bnb
 import pytest
@@ -12,7 +13,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
-from tool_runner import REPO, output, train
+from tool_runner import REPO
 
 from lisakit.models.backbones.qwen2_5_vl import QWEN_VISION_END, QWEN_VISION_START
 from lisakit.registry import DATASETS, MODELS
@@ -362,21 +363,43 @@ def test_batched_generate_equals_batch_1_through_the_segmentor(demo_cfg):
         assert free[i].pred_text == _predict(model, one)[0].pred_text
 
 
+#: Short runs: 2 iterations of 8 samples per epoch, 4 val samples, no worker processes.
+SHORT = {
+    'train_dataloader.dataset.num_samples': 8,
+    'val_dataloader.dataset.num_samples': 4,
+    'train_dataloader.batch_size': 4,
+    'val_dataloader.batch_size': 4,
+    'param_scheduler.0.end': 2,
+    'default_hooks.visualization.draw': False,
+    'custom_hooks': [dict(type='TrainingHistoryHook'), dict(type='LeanCheckpointHook')],
+}
+for _loader in ('train_dataloader', 'val_dataloader'):
+    SHORT[f'{_loader}.num_workers'] = 0
+    SHORT[f'{_loader}.persistent_workers'] = False
+
+
+def _train(work_dir, epochs, resume=False):
+    """The 4-bit LoRA Qwen demo through lisakit's Runner, in this process."""
+    from lisakit.engine.runtime import build_runner, setup_runtime
+
+    setup_runtime()
+    cfg = Config.fromfile(QWEN_DEMO)
+    cfg.merge_from_dict({**SHORT, 'train_cfg.max_epochs': epochs})
+    cfg.model.backbone.update(copy.deepcopy(QLORA_CFG))
+    tag = uuid.uuid4().hex[:8]  # mmengine keys loggers / visualizers by name
+    cfg.update(work_dir=str(work_dir), launcher='none', resume=resume, experiment_name=tag)
+    cfg.visualizer.name = f'vis_{tag}'
+    build_runner(cfg).train()
+
+
 @pytest.mark.slow
 def test_qlora_lean_checkpoint_and_exact_resume(tmp_path):
-    """tools/train.py on the 4-bit LoRA demo: lean checkpoints (adapters, <SEG> rows, neck,
-    mask decoder only) and a resumed run equal to an uninterrupted one."""
-    config = tmp_path / 'qwen_qlora.py'
-    config.write_text(
-        f"_base_ = ['{QWEN_DEMO}']\n"
-        f'model = dict(backbone={QLORA_CFG!r})\n'
-        "model['backbone']['lora']['_delete_'] = True  # the demo's lora=None\n"
-        "custom_hooks = [dict(type='TrainingHistoryHook'), dict(type='LeanCheckpointHook')]\n"
-    )
+    """Lean checkpoints (adapters, <SEG> rows, neck, mask decoder only) and a resumed run
+    equal to an uninterrupted one."""
     full, part = tmp_path / 'full', tmp_path / 'part'
-    for work_dir, epochs, extra in ((full, 2, ()), (part, 1, ()), (part, 2, ('--resume',))):
-        proc = train(work_dir, epochs, *extra, config=str(config), schedule_epochs=2)
-        assert proc.returncode == 0, output(proc)
+    _train(full, 2)
+    _train(part, 1)
+    _train(part, 2, resume=True)
     a = torch.load(full / 'epoch_2.pth', map_location='cpu', weights_only=False)
     b = torch.load(part / 'epoch_2.pth', map_location='cpu', weights_only=False)
     assert a['meta']['lisakit']['lean']
