@@ -162,6 +162,7 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
 
     @property
     def merge_size(self) -> int:
+        """Side of the patch blocks the ViT's merger folds into one image token (2)."""
         return self.image_processor.merge_size
 
     # ------------------------------------------------------------------ image
@@ -227,6 +228,7 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
 
     # ----------------------------------------------------------------- sample
     def _sequences(self, turns: list, query_type: Optional[str]) -> list[list]:
+        """The turns grouped into sequences according to the layout."""
         if self.layout == 'multi_turn' or query_type in self.dialogue_query_types:
             return [turns]
         return [[(q if IMAGE_TOKEN in q else f'{IMAGE_TOKEN}\n{q}', a)] for q, a in turns]
