@@ -441,3 +441,12 @@ def test_7b_qwen_configs_swap_only_the_backbone(head):
     assert backbone.quantization.quant_type == 'nf4' and backbone.lora.r == 8
     assert backbone.trainable == dict(language_model='lora', embeddings='seg_rows')
     assert backbone.gradient_checkpointing
+
+
+def test_deprecated_tokenizer_key_maps_into_the_processor():
+    with pytest.warns(FutureWarning, match='processor.tokenizer'):
+        backbone = _build(processor=None, tokenizer=dict(type='WordTokenizer'))
+    assert backbone.tokenizer is backbone.processor.tokenizer
+    assert backbone.processor.image_processor.patch_size == PATCH
+    with pytest.raises(ValueError, match='processor.tokenizer is not set'):
+        _build(processor=dict(max_length=64))
