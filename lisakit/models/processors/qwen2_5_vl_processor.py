@@ -166,8 +166,11 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
         return self.image_processor.merge_size
 
     # ------------------------------------------------------------------ image
-    def preprocess_image(self, image: Union[np.ndarray, torch.Tensor]) -> dict:
+    def preprocess_image(
+        self, image: Union[np.ndarray, torch.Tensor], name: str = 'sample'
+    ) -> dict[str, torch.Tensor]:
         """(H, W, 3) uint8 RGB -> ``pixel_values`` (P, D) and ``image_grid_thw`` (3,)."""
+        image = as_numpy_image(image, name)
         image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)  # (3, H, W)
         out = self.image_processor(images=[image], return_tensors='pt')
         return dict(pixel_values=out['pixel_values'], image_grid_thw=out['image_grid_thw'][0])
@@ -240,7 +243,8 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
         query_type: Optional[str] = None,
         name: str = 'sample',
     ) -> dict:
-        """Render, tokenize and label a sample; preprocess its image.
+        """Render, tokenize and label a sample; preprocess its image (first: the text's
+        image token count depends on the image's size).
 
         Returns:
             ``input_ids`` / ``labels``: lists of (L_k,) int64, one per sequence;
@@ -248,7 +252,7 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
             the cut; ``vision``: ``pixel_values`` (P, D) and ``image_grid_thw`` (3,).
         """
         turns = self.check_turns(turns, name)
-        vision = self.preprocess_image(as_numpy_image(image, name))
+        vision = self.preprocess_image(image, name)
         n_image = self.num_image_tokens(vision['image_grid_thw'])
         ids, labels, kept, offset = [], [], [], 0
         for seq in self._sequences(turns, query_type):
