@@ -19,6 +19,9 @@ from lisakit.models.backbones.qwen2_5_vl import QWEN_VISION_END, QWEN_VISION_STA
 from lisakit.registry import DATASETS, MODELS
 
 PATCH, MERGE, TEMPORAL = 4, 2, 2
+#: Smaller than the demo's backbone (configs/_base_/models/tiny_qwen2.5-vl_backbone.py) and
+#: on purpose different: grouped-query attention (2 KV heads) as the 7B's, and 16 px windows,
+#: so a 16 x 32 px image spans several ViT attention windows.
 TINY = dict(
     type='Qwen2_5_VLBackbone',
     processor=dict(tokenizer=dict(type='WordTokenizer')),
@@ -450,3 +453,17 @@ def test_deprecated_tokenizer_key_maps_into_the_processor():
     assert backbone.processor.image_processor.patch_size == PATCH
     with pytest.raises(ValueError, match='processor.tokenizer is not set'):
         _build(processor=dict(max_length=64))
+
+
+@pytest.mark.parametrize(
+    'base, demo',
+    [
+        ('lisa_tiny_qwen', 'lisa_tiny-qwen_shapes'),
+        ('lisa_tiny_qwen_sam2', 'lisa_tiny-qwen_sam2_shapes'),
+    ],
+)
+def test_tiny_qwen_bases_are_the_demos_models(base, demo):
+    """The demos swap only the backbone of the LLaVA demos; their models are the bases'."""
+    model = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'models', f'{base}.py')).model
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'lisa', f'{demo}.py'))
+    assert cfg.model == model and model.backbone.type == 'Qwen2_5_VLBackbone'
