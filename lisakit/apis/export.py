@@ -31,16 +31,31 @@ INFO_FILE = 'export_info.json'
 CARD_FILE = 'README.md'
 
 
+#: A VLM backbone's attribute holding its (peft-wrapped) Hugging Face model and the config
+#: key of its random-weights alternative to ``pretrained`` (``hf_attr`` / ``random_config_key``
+#: of the backbone; LlavaBackbone's when absent).
+DEFAULT_HF_ATTR, DEFAULT_RANDOM_KEY = 'llava', 'llava_config'
+
+
 def _is_peft(module: nn.Module) -> bool:
     return hasattr(module, 'peft_config')
 
 
+def _hf_attr(backbone: nn.Module) -> str:
+    return getattr(backbone, 'hf_attr', DEFAULT_HF_ATTR)
+
+
+def _hf_wrapper(backbone: nn.Module) -> nn.Module:
+    """The backbone's Hugging Face model, inside peft when it has adapters."""
+    return getattr(backbone, _hf_attr(backbone))
+
+
 def _adapter_names(model: nn.Module) -> set[str]:
     """Trainable parameter names inside the peft model (saved by peft itself)."""
-    llava = model.backbone.llava
-    if not _is_peft(llava):
+    wrapper = _hf_wrapper(model.backbone)
+    if not _is_peft(wrapper):
         return set()
-    return {n for n, p in llava.named_parameters() if p.requires_grad}
+    return {n for n, p in wrapper.named_parameters() if p.requires_grad}
 
 
 def _randomly_initialised_keys(model: nn.Module, cfg: Config) -> set[str]:
@@ -56,7 +71,8 @@ def _base_model(cfg: Config) -> str:
     backbone = cfg.model.backbone
     if backbone.get('pretrained'):
         return f'`{backbone.pretrained}` ({backbone.type})'
-    return f'{backbone.type} with random weights from `model.backbone.llava_config`'
+    key = 'qwen_config' if backbone.get('qwen_config') else DEFAULT_RANDOM_KEY
+    return f'{backbone.type} with random weights from `model.backbone.{key}`'
 
 
 def _data_lines(cfg: Config) -> list[str]:
@@ -186,11 +202,10 @@ def export_model(
     os.makedirs(out_dir, exist_ok=True)
     backbone = model.backbone
     adapter_keys: set[str] = set()
-    if _is_peft(backbone.llava):
-        backbone.llava.save_pretrained(os.path.join(out_dir, ADAPTER_DIR))
-        adapter_keys = {
-            f'backbone.llava.{n}' for n, p in backbone.llava.named_parameters() if p.requires_grad
-        }
+    wrapper, prefix = _hf_wrapper(backbone), f'backbone.{_hf_attr(backbone)}.'
+    if _is_peft(wrapper):
+        wrapper.save_pretrained(os.path.join(out_dir, ADAPTER_DIR))
+        adapter_keys = {prefix + n for n in _adapter_names(model)}
     keys = (trainable_keys(model) | _randomly_initialised_keys(model, cfg)) - adapter_keys
     backbone.tokenizer.save_pretrained(os.path.join(out_dir, 'tokenizer'))
     info = export_info(model, adapter_tensors=len(adapter_keys), lisakit_tensors=len(keys))
@@ -209,9 +224,10 @@ def load_export(model: nn.Module, export_dir: str) -> None:
             check_token_ids(model, json.load(f), info_file)
     adapter = os.path.join(export_dir, ADAPTER_DIR, 'adapter_model.safetensors')
     if os.path.isfile(adapter):
-        if not _is_peft(model.backbone.llava):
+        wrapper = _hf_wrapper(model.backbone)
+        if not _is_peft(wrapper):
             raise ValueError(f'{export_dir} holds a peft adapter but the model has none.')
-        result = set_peft_model_state_dict(model.backbone.llava, load_file(adapter))
+        result = set_peft_model_state_dict(wrapper, load_file(adapter))
         if getattr(result, 'unexpected_keys', None):
             raise ValueError(f'Unexpected adapter keys {result.unexpected_keys[:5]}.')
     weights = load_file(os.path.join(export_dir, WEIGHTS_FILE))
@@ -219,24 +235,28 @@ def load_export(model: nn.Module, export_dir: str) -> None:
     unknown = sorted(set(weights) - set(own))
     if unknown:
         raise ValueError(f'{export_dir}/{WEIGHTS_FILE} has keys the model lacks: {unknown[:5]}.')
-    expected = trainable_keys(model) - {f'backbone.llava.{k}' for k in _adapter_names(model)}
+    prefix = f'backbone.{_hf_attr(model.backbone)}.'
+    expected = trainable_keys(model) - {prefix + k for k in _adapter_names(model)}
     missing = sorted(expected - set(weights))
     if missing:
         raise ValueError(f'{export_dir}/{WEIGHTS_FILE} lacks trainable keys {missing[:5]}.')
     model.load_state_dict(weights, strict=False)  # frozen weights come from the config
 
 
-def merged_config(cfg: Config, llava_dir: str, tokenizer_dir: str) -> Config:
+def merged_config(
+    cfg: Config, llava_dir: str, tokenizer_dir: str, random_key: str = DEFAULT_RANDOM_KEY
+) -> Config:
     """``cfg`` with the backbone pointing at a merged Hugging Face folder (no adapters) and
-    its processor at the exported tokenizer (the other processor settings are kept)."""
+    its processor at the exported tokenizer (the other processor settings are kept);
+    ``random_key`` is the backbone's random-weights config key, cleared."""
     cfg = Config(cfg.to_dict())  # a copy
     backbone = cfg.model.backbone
     backbone.update(
         pretrained=os.path.abspath(llava_dir),
-        llava_config=None,
+        **{random_key: None},
         lora=None,
         quantization=None,
-        # merged into llava/: nothing of the language model trains (the vision tower and
+        # merged into the folder: nothing of the language model trains (the vision tower and
         # projector keys keep the trained config's values)
         trainable=dict(language_model='frozen', embeddings='none'),
     )
@@ -258,22 +278,28 @@ def export_merged(
 ) -> dict:
     """Fold LoRA and the ``<SEG>`` rows into an *unquantized* base and save it whole.
 
-    Writes ``llava/`` (a full Hugging Face LLaVA folder), ``tokenizer/``, the other
-    trainable weights, a config whose backbone loads ``llava/`` and the model card (of
-    the original config: base model and data are the trained ones).
+    Writes ``llava/`` (a full Hugging Face LLaVA folder; ``qwen/`` for Qwen2.5-VL, with its
+    ``preprocessor_config.json``), ``tokenizer/``, the other trainable weights, a config
+    whose backbone loads that folder and the model card (of the original config: base model
+    and data are the trained ones).
     """
-    llava = model.backbone.llava
+    backbone = model.backbone
+    hf = _hf_wrapper(backbone)
     if model.backbone.num_quantized_layers:
         raise ValueError(
             'Merging needs an unquantized base: build the model with '
             'model.backbone.quantization=None (tools/model_converters/export.py '
             '--merge does this) and load the checkpoint into it.'
         )
-    merged = llava.merge_and_unload() if _is_peft(llava) else llava
-    llava_dir, tok_dir = os.path.join(out_dir, 'llava'), os.path.join(out_dir, 'tokenizer')
-    merged.save_pretrained(llava_dir)
-    model.backbone.tokenizer.save_pretrained(tok_dir)
-    new_cfg = merged_config(cfg, llava_dir, tok_dir)
+    merged = hf.merge_and_unload() if _is_peft(hf) else hf
+    hf_dir = os.path.join(out_dir, _hf_attr(backbone))
+    tok_dir = os.path.join(out_dir, 'tokenizer')
+    merged.save_pretrained(hf_dir)
+    if hasattr(backbone, 'save_pretrained_extras'):  # e.g. Qwen's image processor settings
+        backbone.save_pretrained_extras(hf_dir)
+    backbone.tokenizer.save_pretrained(tok_dir)
+    random_key = getattr(backbone, 'random_config_key', DEFAULT_RANDOM_KEY)
+    new_cfg = merged_config(cfg, hf_dir, tok_dir, random_key)
     keys = trainable_keys(model) | _randomly_initialised_keys(model, cfg)
     keys = sorted(k for k in keys if not k.startswith('backbone.'))
     info = export_info(model, merged=True, lisakit_tensors=len(keys))

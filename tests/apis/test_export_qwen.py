@@ -1,0 +1,70 @@
+"""Export / merge a trained tiny Qwen2.5-VL LISA like the LLaVA one (apis/export.py)."""
+
+import copy
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+from tool_runner import REPO
+
+from lisakit.apis import init_model
+from lisakit.apis.export import export_merged, export_model
+from lisakit.apis.inference import _build
+from lisakit.registry import DATASETS
+
+QWEN_DEMO = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qwen_shapes.py')
+LORA = dict(
+    trainable=dict(language_model='lora', embeddings='seg_rows'),
+    lora=dict(_delete_=True, r=4, alpha=8, dropout=0.0),
+)
+NF4 = dict(bits=4, quant_type='nf4', double_quant=True, compute_dtype='float32')
+
+
+def _batch(cfg, split, n=4):
+    loader = cfg.train_dataloader if split == 'train' else cfg.val_dataloader
+    dataset = DATASETS.build(dict(copy.deepcopy(loader.dataset.to_dict()), num_samples=n))
+    return pseudo_collate([dataset[i] for i in range(n)])
+
+
+def _trained(quantization):
+    """The tiny Qwen LISA with LoRA + <SEG> rows (4-bit or not), after 2 steps."""
+    init_default_scope('lisakit')
+    cfg = Config.fromfile(QWEN_DEMO)
+    backbone = dict(copy.deepcopy(LORA), quantization=quantization)
+    cfg.merge_from_dict(dict(model=dict(backbone=backbone)))
+    model = _build(cfg)
+    optim = OptimWrapper(torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]))
+    for _ in range(2):
+        model.train_step(_batch(cfg, 'train'), optim)
+    return model.eval(), cfg
+
+
+def _logits(model, cfg):
+    data = model.data_preprocessor(_batch(cfg, 'val'), False)
+    with torch.no_grad():
+        return model(**data, mode='tensor')
+
+
+@pytest.mark.parametrize('merge', [False, True])
+def test_export_round_trip(merge, tmp_path):
+    model, cfg = _trained(None if merge else NF4)
+    expected = _logits(model, cfg)
+    out = tmp_path / 'export'
+    if merge:
+        export_merged(model, cfg, str(out))
+        assert (out / 'qwen' / 'config.json').is_file() and not (out / 'adapter').exists()
+        assert (out / 'qwen' / 'preprocessor_config.json').is_file()
+    else:
+        export_model(model, cfg, str(out))
+        assert (out / 'adapter' / 'adapter_model.safetensors').is_file()
+    loaded = init_model(str(out))
+    assert merge != any('lora_' in n for n, _ in loaded.named_parameters())
+    for a, b in zip(expected, _logits(loaded, cfg)):
+        if merge:  # LoRA folded into the weights: equal up to float rounding
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+        else:
+            assert torch.equal(a, b)
