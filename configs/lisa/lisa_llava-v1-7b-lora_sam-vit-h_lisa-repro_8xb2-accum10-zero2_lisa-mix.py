@@ -38,11 +38,11 @@ sam_checkpoint = 'data/sam_vit_h_4b8939.pth'
 
 model = dict(
     backbone=dict(
-        pretrained=llava_path,  # weights and tokenizer; CLIP 224 px from its config
-        # LISA's text: llava_v1, 512 tokens after the 256 image features, one sequence per
-        # query, <im_start>/<im_end> and '[SEG]' (added: LLaVA-v1's tokenizer lacks them)
-        processor=dict(template='llava_v1', max_length=512, layout='per_query'),
-        torch_dtype='bfloat16',
+        # weights and tokenizer; CLIP 224 px from its config. LISA's text conventions (the
+        # model base's processor: llava_v1, 512 tokens after the 256 image features, one
+        # sequence per query, <im_start>/<im_end> and '[SEG]', added: LLaVA-v1's tokenizer
+        # lacks them) and bf16 come from the model base.
+        pretrained=llava_path,
         # LoRA on q/v plus all of embed_tokens and lm_head, as LISA
         trainable=dict(language_model='lora', embeddings='all'),
         lora=dict(r=8, alpha=16, dropout=0.05, target_modules=['q_proj', 'v_proj']),

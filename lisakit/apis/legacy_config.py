@@ -9,11 +9,16 @@ names the fix instead).
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-#: Pipeline steps whose work moved into the backbone's processor.
-REMOVED_STEPS = ('TokenizeConversation', 'CLIPPreprocess')
+from lisakit.datasets.transforms.conversation import MIGRATION_HINTS
+
+#: Pipeline steps whose work moved into the backbone's processor (the datasets' removed steps).
+REMOVED_STEPS = tuple(MIGRATION_HINTS)
 #: ``TokenizeConversation`` arguments that are processor settings now (``num_image_features``
 #: and the CLIP size, mean and std come from the backbone's model config; ``seg_token`` from
 #: the backbone).
@@ -32,7 +37,7 @@ IMAGE_SETTINGS = {'backend': 'backend', 'pretrained': 'image_processor'}
 LOADERS = ('test_dataloader', 'val_dataloader', 'train_dataloader')
 
 
-def _pipelines(node) -> list:
+def _pipelines(node: Any) -> list[list]:
     """Every ``pipeline`` list in a (nested) dataset config."""
     found = []
     if isinstance(node, dict):
@@ -82,6 +87,6 @@ def migrate_removed_steps(cfg: Config, source: str = 'the config') -> bool:
         f' settings moved to model.backbone.processor={processor} and the steps were '
         'deleted (re-export or re-convert to update the file).',
         logger='current',
-        level=30,  # logging.WARNING
+        level=logging.WARNING,
     )
     return True

@@ -38,7 +38,7 @@ def HFTokenizer(path: str, **kwargs) -> PreTrainedTokenizerBase:  # noqa: N802 (
     if not os.path.isdir(path):
         raise FileNotFoundError(
             f'Tokenizer folder {path!r} does not exist. lisakit never downloads: set the '
-            'tokenizer config (e.g. model.backbone.tokenizer.path) to a local folder '
+            'tokenizer config (e.g. model.backbone.processor.tokenizer) to a local folder '
             'holding tokenizer.json / tokenizer_config.json.'
         )
     kwargs.setdefault('padding_side', 'right')

@@ -165,7 +165,7 @@ def check_token_ids(model: nn.Module, recorded: dict, source: str) -> None:
     if wrong:
         raise ValueError(
             f'{source} was trained with another tokenizer ({"; ".join(wrong)}). Build the '
-            'model with the tokenizer it was trained with (model.backbone.tokenizer, '
+            'model with the tokenizer it was trained with (model.backbone.processor.tokenizer, '
             'seg_token and image_token of the config stored with it).'
         )
 

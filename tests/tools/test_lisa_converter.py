@@ -399,7 +399,7 @@ def test_eval_configs_use_lisas_v1_layout(model, data):
     backbone = cfg.model.backbone
     # one path: llava/ gives the weights, the tokenizer and the CLIP size (224 px)
     assert backbone.pretrained == f'{folder}/llava' and 'tokenizer' not in backbone
-    assert backbone.processor == dict(template='llava_v1', max_length=512)
+    assert backbone.processor == dict(template='llava_v1', max_length=512, layout='per_query')
     assert (backbone.projector_type, backbone.use_im_start_end) == ('linear', True)
     assert backbone.seg_token == '[SEG]' and backbone.vision_feature_layer == -2
     assert cfg.model.sam_encoder.checkpoint == cfg.model.head.checkpoint == f'{folder}/sam.pth'

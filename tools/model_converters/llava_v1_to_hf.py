@@ -22,6 +22,7 @@ from lisakit.utils.cli import run_cli  # noqa: E402
 
 
 def main() -> int:
+    """Parse the command line, convert, print the report; the exit status."""
     parser = argparse.ArgumentParser(
         description='Convert an original LLaVA-v1 model into a Hugging Face LLaVA folder'
     )

@@ -16,8 +16,9 @@ model = dict(
         type='LlavaBackbone',
         pretrained=lisa_dir + '/llava',
         # LISA's text conventions: the llava_v1 template, 512 tokens once the 256 image
-        # features are expanded (tokenizer, CLIP 224 px and feature count from llava/)
-        processor=dict(template='llava_v1', max_length=512),
+        # features are expanded, one one-turn sequence per query (tokenizer, CLIP 224 px and
+        # feature count from llava/)
+        processor=dict(template='llava_v1', max_length=512, layout='per_query'),
         seg_token='[SEG]',
         projector_type='linear',
         use_im_start_end=True,

@@ -101,6 +101,10 @@ CLIP_VIT_L14_224 = dict(
     hidden_act='quick_gelu',
 )
 DEFAULT_VISION_LAYER = -2
+#: Shard size of the written LLaVA safetensors (``save_torch_state_dict``'s ``max_shard_size``).
+DEFAULT_SHARD_SIZE = '5GB'
+#: A Hugging Face model folder's config file.
+HF_CONFIG_FILE = 'config.json'
 
 
 def _read_json(path: str) -> dict:
@@ -251,7 +255,7 @@ def write_llava(
     llava_state: dict,
     tokenizer: PreTrainedTokenizerBase,
     dtype: Optional[torch.dtype] = None,
-    max_shard_size: str = '5GB',
+    max_shard_size: str = DEFAULT_SHARD_SIZE,
 ) -> None:
     """Write a complete Hugging Face LLaVA folder: config, safetensors shards, tokenizer."""
     os.makedirs(llava_dir, exist_ok=True)
@@ -363,7 +367,7 @@ def convert_lisa_checkpoint(
     config: Union[str, Config],
     vision_tower: Optional[str] = None,
     dtype: Optional[str] = None,
-    max_shard_size: str = '5GB',
+    max_shard_size: str = DEFAULT_SHARD_SIZE,
     progress: bool = True,
 ) -> ConversionReport:
     """Convert the LISA checkpoint in ``src_dir`` into a lisakit model folder ``out_dir``.
@@ -417,7 +421,7 @@ def _convert(
     state = read_state_dict(src_dir)
     tick()
     mapped, dropped = map_keys(state)
-    src_cfg = _read_json(os.path.join(src_dir, 'config.json'))
+    src_cfg = _read_json(os.path.join(src_dir, HF_CONFIG_FILE))
     tokenizer, added = lisakit_tokenizer(src_dir, bool(src_cfg.get('mm_use_im_start_end', True)))
     tick()
     target = {dst: state[src] for src, dst in mapped.items()}

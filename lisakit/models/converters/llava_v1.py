@@ -27,17 +27,24 @@ from lisakit.utils.io import dump_json_atomic
 
 from .checkpoint_io import read_state_dict
 from .lisa_layout import LLAVA_PREFIX, MAX_LISTED, ConversionReport, map_keys
-from .lisa_official import EMBED_KEYS, complete_llava, lisakit_tokenizer, write_llava
+from .lisa_official import (
+    DEFAULT_SHARD_SIZE,
+    EMBED_KEYS,
+    HF_CONFIG_FILE,
+    complete_llava,
+    lisakit_tokenizer,
+    write_llava,
+)
 
-CONFIG_JSON = 'config.json'
 #: The report written next to the weights.
 LLAVA_INFO_FILE = 'conversion_info.json'
 #: LLaVA's default when ``config.json`` does not say (``getattr(config, ..., False)``).
 DEFAULT_IM_START_END = False
 
 
-def _check_folders(src_dir: str, clip_dir: str) -> None:
-    """One clear error for a missing source / CLIP folder or config.json."""
+def _read_source_config(src_dir: str, clip_dir: str) -> dict:
+    """The LLaVA-v1 ``config.json``, after one clear error for a missing source / CLIP folder
+    or config.json."""
     if not os.path.isdir(src_dir):
         raise FileNotFoundError(
             f'LLaVA-v1 folder {src_dir!r} does not exist; pass a local copy of the LLaVA-v1 '
@@ -49,8 +56,12 @@ def _check_folders(src_dir: str, clip_dir: str) -> None:
             "the model's mm_vision_tower (openai/clip-vit-large-patch14 for LLaVA-v1)."
         )
     for folder, what in ((src_dir, 'an original LLaVA-v1'), (clip_dir, 'a Hugging Face CLIP')):
-        if not os.path.isfile(os.path.join(folder, CONFIG_JSON)):
-            raise FileNotFoundError(f'{folder} has no {CONFIG_JSON}; expected {what} model folder.')
+        if not os.path.isfile(os.path.join(folder, HF_CONFIG_FILE)):
+            raise FileNotFoundError(
+                f'{folder} has no {HF_CONFIG_FILE}; expected {what} model folder.'
+            )
+    with open(os.path.join(src_dir, HF_CONFIG_FILE), encoding='utf-8') as f:
+        return json.load(f)
 
 
 def _llava_weights(state: dict, src_dir: str) -> tuple[dict, dict]:
@@ -76,21 +87,28 @@ def _llava_weights(state: dict, src_dir: str) -> tuple[dict, dict]:
     return llava, dropped
 
 
-def _check_token_rows(tokenizer: PreTrainedTokenizerBase, added: list, rows: int, src: str):
-    """``<im_start>`` / ``<im_end>`` must not be added onto rows LLaVA-v1 trained for them.
+def _v1_tokenizer(
+    src_dir: str, src_cfg: dict, rows: int
+) -> tuple[PreTrainedTokenizerBase, list[str]]:
+    """The model's tokenizer with lisakit's tokens, and the tokens added to it.
+
+    ``<im_start>`` / ``<im_end>`` must not be added onto rows LLaVA-v1 trained for them.
 
     LLaVA-v1 adds ``<im_patch>``, ``<im_start>``, ``<im_end>`` to LLaMA's tokenizer; an
     embedding with more rows than the tokenizer knows means the tokenizer files are not the
     ones saved with the model, and new ids would point at other tokens' rows.
     """
+    use_im_start_end = bool(src_cfg.get('mm_use_im_start_end', DEFAULT_IM_START_END))
+    tokenizer, added = lisakit_tokenizer(src_dir, use_im_start_end, seg_token=None)
     before = len(tokenizer) - len(added)
     new = [t for t in (IM_START_TOKEN, IM_END_TOKEN) if t in added]
     if new and rows > before:
         raise ValueError(
-            f'{src}: the embedding has {rows} rows but the tokenizer {before} tokens, without '
+            f'{src_dir}: the embedding has {rows} rows but the tokenizer {before} tokens, without '
             f'{new}; copy the tokenizer files saved with this LLaVA-v1 model (they hold '
             '<im_patch>, <im_start>, <im_end>).'
         )
+    return tokenizer, added
 
 
 def convert_llava_v1_checkpoint(
@@ -98,7 +116,7 @@ def convert_llava_v1_checkpoint(
     clip_dir: str,
     out_dir: str,
     dtype: Optional[str] = None,
-    max_shard_size: str = '5GB',
+    max_shard_size: str = DEFAULT_SHARD_SIZE,
 ) -> ConversionReport:
     """Convert the LLaVA-v1 model in ``src_dir`` into a Hugging Face LLaVA folder ``out_dir``.
 
@@ -119,23 +137,13 @@ def convert_llava_v1_checkpoint(
         FileNotFoundError: For a missing folder, config.json or weights.
         ValueError: For keys outside LLaVA-v1's layout or weights that do not fit.
     """
-    _check_folders(src_dir, clip_dir)
-    with open(os.path.join(src_dir, CONFIG_JSON), encoding='utf-8') as f:
-        src_cfg = json.load(f)
+    src_cfg = _read_source_config(src_dir, clip_dir)
     state = read_state_dict(src_dir)
     llava_state, dropped = _llava_weights(state, src_dir)
-    use_im_start_end = bool(src_cfg.get('mm_use_im_start_end', DEFAULT_IM_START_END))
-    tokenizer, added = lisakit_tokenizer(src_dir, use_im_start_end, seg_token=None)
-    _check_token_rows(tokenizer, added, llava_state[EMBED_KEYS[0]].shape[0], src_dir)
+    tokenizer, added = _v1_tokenizer(src_dir, src_cfg, llava_state[EMBED_KEYS[0]].shape[0])
     llava, tower = complete_llava(llava_state, tokenizer, src_cfg, src_dir, clip_dir)
-    write_llava(
-        out_dir,
-        llava,
-        llava_state,
-        tokenizer,
-        getattr(torch, dtype) if dtype else None,
-        max_shard_size,
-    )
+    dtype_ = getattr(torch, dtype) if dtype else None
+    write_llava(out_dir, llava, llava_state, tokenizer, dtype_, max_shard_size)
     report = ConversionReport(
         source=os.path.abspath(src_dir),
         num_source_keys=len(state),
