@@ -2,7 +2,9 @@
 
 Prints the answer the model writes and SAM's predicted IoU of each mask, and saves one mask
 PNG per ``<SEG>`` (0 / 255) and an overlay PNG (masks in red over the image) at the image's
-size under ``--out``. ``--precision bf16`` / ``--load-in-4bit`` run big models in less memory.
+size under ``--out``. When the model rejects the question (``[REJ]``, or no mask) it prints
+"no matching object" and writes no file. ``--precision bf16`` / ``--load-in-4bit`` run big
+models in less memory.
 """
 
 import argparse
@@ -16,6 +18,7 @@ from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from lisakit.apis import PRECISIONS, inference_model, init_model  # noqa: E402
+from lisakit.apis.inference import NO_MATCH_TEXT  # noqa: E402
 from lisakit.datasets.transforms import LoadImageFromFile  # noqa: E402
 from lisakit.utils.cli import config_with_options, run_cli  # noqa: E402
 from lisakit.visualization import overlay_masks  # noqa: E402
@@ -60,6 +63,9 @@ def main() -> int:
     image = LoadImageFromFile()(dict(img_path=args.image))['img']
     masks = sample.pred_masks.numpy()
     print(sample.pred_text)
+    if sample.pred_rejected:  # the model found no matching object: no mask, no files
+        print(NO_MATCH_TEXT)
+        return 0
     scores = ', '.join(f'{s:.3f}' for s in sample.pred_iou_scores.tolist())
     print(f'predicted IoU (SAM): [{scores}]')
     os.makedirs(args.out, exist_ok=True)

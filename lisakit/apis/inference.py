@@ -23,6 +23,8 @@ from .legacy_config import migrate_removed_steps
 
 #: ``precision`` values -> torch dtype names (LISA's chat.py ``--precision`` choices).
 PRECISIONS = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
+#: What the scripts print for a rejection (the model found no matching object).
+NO_MATCH_TEXT = 'no matching object'
 #: Checkpoint written by ``tools/model_converters/lisa_to_lisakit.py`` in its output folder.
 CONVERTED_CHECKPOINT = 'lisakit_checkpoint.pth'
 
@@ -229,8 +231,11 @@ def inference_model(
 
     Returns:
         A data sample with ``pred_text`` (the generated answer, or the given one),
-        ``pred_masks`` (n, H, W) bool at the image's size (one per ``<SEG>``) and
-        ``pred_iou_scores`` (n,) (SAM's predicted IoU of each mask).
+        ``pred_masks`` (n, H, W) bool at the image's size (one per ``<SEG>``),
+        ``pred_iou_scores`` (n,) (SAM's predicted IoU of each mask) and ``pred_rejected``
+        (the model found no matching object: its rejection token ``[REJ]`` / text, see
+        ``lisakit/models/segmentors/rejection.py``; for a model without one, no mask).
+        A rejection has no mask: ``pred_masks`` (0, H, W).
     """
     if max_new_tokens is not None and (
         isinstance(max_new_tokens, bool)
@@ -252,9 +257,11 @@ def inference_model(
     with torch.no_grad():
         if answer is None:
             overrides = None if max_new_tokens is None else dict(max_new_tokens=max_new_tokens)
-            return model.predict_generate(data['inputs'], data['data_samples'], overrides)[0]
-        sample = model(**data, mode='predict')[0]
-    sample.pred_text = answer
+            sample = model.predict_generate(data['inputs'], data['data_samples'], overrides)[0]
+        else:
+            sample = model(**data, mode='predict')[0]
+            sample.pred_text = answer
+    sample.pred_rejected = bool(sample.get('pred_rejected', len(sample.pred_masks) == 0))
     return sample
 
 

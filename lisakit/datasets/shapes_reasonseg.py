@@ -49,6 +49,9 @@ from .templates import (
     fill_segs,
 )
 
+#: In a multi / no-target answer template: the colour or kind the query names
+#: (``'{named}: [REJ].'`` makes the answer restate it before deciding).
+NAMED_PLACEHOLDER = '{named}'
 #: Shape kinds and their number of corners.
 SHAPE_CORNERS = {'circle': 0, 'triangle': 3, 'square': 4, 'pentagon': 5, 'hexagon': 6}
 #: Colour names and RGB values.
@@ -251,8 +254,11 @@ class ShapesReasonSegDataset(BaseDataset):
             the targets) or ``'per_object'`` (one ``<SEG>`` per target, left to right).
         max_targets: Most targets of a multi-target query.
         multi_answers: Per-object answers for 2+ targets, with ``{segs}``.
-        reject_answers: Training answers to a no-target query (no ``<SEG>``); None:
-            LISA's form, an ``answers`` template and one all-zero mask.
+        reject_answers: Training answers to a no-target query (no ``<SEG>``; e.g. GSVA's
+            ``['[REJ].']`` with the model's rejection token); None: LISA's form, an
+            ``answers`` template and one all-zero mask. In multi / no-target answers
+            (``answers``, ``multi_answers``, ``reject_answers``) ``{named}`` becomes the
+            named colour or kind.
         **kwargs: ``pipeline``, ``indices`` (e.g. ``max_train_samples``),
             ``test_mode``, ``lazy_init``, ... of mmengine's ``BaseDataset``.
     """
@@ -357,13 +363,16 @@ class ShapesReasonSegDataset(BaseDataset):
         or ``reject_answers=None``) instead of a rejection text and no mask."""
         return self.test_mode or self.reject_answers is None
 
-    def _multi_answer(self, rng: np.random.Generator, num_targets: int) -> str:
-        """The answer to a multi / no-target query (see the module docstring)."""
+    def _multi_answer(self, rng: np.random.Generator, num_targets: int, named: str) -> str:
+        """The answer to a multi / no-target query (see the module docstring); a
+        ``{named}`` in the template becomes the colour or kind the query names."""
         if num_targets == 0 and not self._empty_target:
-            return str(rng.choice(self.reject_answers))
-        if self.target_mode == 'merged' or num_targets <= 1:
-            return str(rng.choice(self.answers))
-        return fill_segs(str(rng.choice(self.multi_answers)), num_targets)
+            answer = str(rng.choice(self.reject_answers))
+        elif self.target_mode == 'merged' or num_targets <= 1:
+            answer = str(rng.choice(self.answers))
+        else:
+            answer = fill_segs(str(rng.choice(self.multi_answers)), num_targets)
+        return answer.replace(NAMED_PLACEHOLDER, named)
 
     def _make_multi_sample(self, idx: int, rng: np.random.Generator, qtype: str) -> dict:
         values = dict(color=list(COLORS), kind=list(SHAPE_CORNERS))
@@ -383,7 +392,7 @@ class ShapesReasonSegDataset(BaseDataset):
             target=None,
             targets=targets,
             question=str(rng.choice(self.long_questions)).format(sent=text),
-            answer=self._multi_answer(rng, len(targets)),
+            answer=self._multi_answer(rng, len(targets), named),
             query_type=qtype,
             is_sentence=True,
             num_targets=len(targets),

@@ -8,6 +8,8 @@ LM_IGNORE_INDEX = -100
 SEG_TOKEN = '<SEG>'
 #: The image placeholder token; the backbone expands it to one token per visual feature.
 IMAGE_TOKEN = '<image>'
+#: The rejection token ("no such object", GSVA's ``[REJ]``); added only when configured.
+REJ_TOKEN = '[REJ]'
 
 #: SAM pixel statistics (RGB, 0-255 scale).
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)

@@ -9,12 +9,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from PIL import Image
 from tool_runner import DEMO, REPO, output, run_tool
 
 from lisakit.apis import PRECISIONS, inference, inference_model, init_model
 from lisakit.datasets.shapes_reasonseg import render_scene
+from lisakit.models.processors import BaseVLProcessor
 
 SHAPES = [
     dict(kind='square', color='red', cx=20.0, cy=20.0, r=10.0, angle=0.0),
@@ -188,5 +190,32 @@ def test_infer_tool_generates_with_max_new_tokens(tmp_path, monkeypatch, capsys)
         runpy.run_path(osp.join(REPO, 'tools', 'infer.py'), run_name='__main__')
     assert exit_info.value.code == 0
     lines = capsys.readouterr().out.splitlines()
-    answer = lines[next(i for i, x in enumerate(lines) if x.startswith('predicted IoU')) - 1]
-    assert len(answer.split()) <= 2 and 'mask(s) written' in lines[-1]
+    if lines[-1] == 'no matching object':  # no <SEG>: a model without [REJ] found none
+        answer = lines[-2]
+        assert '<SEG>' not in answer
+    else:
+        answer = lines[next(i for i, x in enumerate(lines) if x.startswith('predicted IoU')) - 1]
+        assert '<SEG>' in answer and 'mask(s) written' in lines[-1]
+    assert len(answer.split()) <= 2
+
+
+def test_infer_tool_says_no_matching_object_for_a_rej_answer(tmp_path, monkeypatch, capsys):
+    """The [REJ] config's model, its generation biased to write [REJ]: the tool prints
+    the answer and "no matching object", and writes no file."""
+    image, _ = render_scene(SHAPES, 64)
+    path = tmp_path / 'scene.png'
+    Image.fromarray(image).save(path)
+    config = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny_shapes-multi-rej.py')
+    processor = Config.fromfile(config).model.backbone.processor
+    rej_id = BaseVLProcessor(processor.tokenizer, rej_token=processor.rej_token).rej_token_id
+    bias = f'model.generation_cfg.sequence_bias=[[[{rej_id}],100.0]]'
+    out = tmp_path / 'out'
+    args = [config, '-', str(path), 'Segment all the red shapes.', '--out', str(out)]
+    argv = ['infer.py', *args, '--max-new-tokens', '2', '--cfg-options', bias]
+    monkeypatch.setattr(sys, 'argv', argv)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(osp.join(REPO, 'tools', 'infer.py'), run_name='__main__')
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ['[REJ] [REJ]', 'no matching object']
+    assert not out.exists() or not any(out.iterdir())

@@ -283,6 +283,29 @@ def test_multi_config_tokenizer_knows_every_word():
     assert words <= set(vocab), words - set(vocab)
 
 
+def test_rej_answers_restate_the_named_value():
+    """GSVA's "[REJ]." for no-target training queries; "{named}" becomes the colour or
+    kind the question names (the [REJ] demo's "red [REJ]." / "red <SEG>.")."""
+    ds = ShapesReasonSegDataset(
+        num_samples=12,
+        query_weights=MULTI,
+        answers=['{named} <SEG>.'],
+        reject_answers=['{named} [REJ].'],
+    )
+    kinds = set()
+    for i in range(len(ds)):
+        info = ds.get_data_info(i)
+        named = info['answer'].split()[0]
+        assert named in (COLORS if 'all the' in info['question'] else SHAPE_CORNERS)
+        assert named in info['question']
+        if info['no_target']:
+            assert info['answer'] == f'{named} [REJ].' and info['gt_masks'].shape[0] == 0
+        else:
+            assert info['answer'] == f'{named} <SEG>.'
+        kinds.add(info['no_target'])
+    assert kinds == {True, False}
+
+
 def test_bad_multi_settings():
     with pytest.raises(ValueError, match='target_mode'):
         ShapesReasonSegDataset(num_samples=1, target_mode='stacked')

@@ -95,6 +95,33 @@ def test_metric_hand_computed():
     assert 'None/gIoU' in m  # sample 4 has no 'kind'
 
 
+def test_metric_reads_pred_rejected():
+    """A model with a rejection token: its flag decides, not the masks (GSVA's N-acc /
+    T-acc), and a rejected target sample scores I = 0."""
+    zero = torch.zeros(0, 2, 3, dtype=torch.bool)
+    data = [
+        # no target, flagged: N-acc hit (a non-empty mask would not matter), iou 1, U 0
+        dict(pred_masks=zero, gt_masks=u8([EMPTY]), no_target=True, pred_rejected=True),
+        # no target, not flagged although the mask is empty: N-acc miss, iou 0, U 0
+        dict(pred_masks=b([EMPTY]), gt_masks=u8([EMPTY]), no_target=True, pred_rejected=False),
+        # target, not flagged, exact mask: T-acc hit, I 2, U 2
+        dict(pred_masks=b([T_LEFT]), gt_masks=u8([T_LEFT]), no_target=False, pred_rejected=False),
+        # target, flagged (masks emptied): T-acc miss, I 0, U 2
+        dict(pred_masks=b([EMPTY]), gt_masks=u8([T_RIGHT]), no_target=False, pred_rejected=True),
+        # target, not flagged, empty mask: T-acc hit (the flag wins), I 0, U 2
+        dict(pred_masks=b([EMPTY]), gt_masks=u8([T_RIGHT]), no_target=False, pred_rejected=False),
+    ]
+    m = run(GRefCOCOMetric(), data)
+    assert m['N-acc'] == pytest.approx(1 / 2)
+    assert m['T-acc'] == pytest.approx(2 / 3)
+    ious = [1.0, 0.0, 2 / (2 + EPS), 0.0, 0.0]
+    assert m['gIoU'] == pytest.approx(sum(ious) / (5 + EPS))
+    assert m['cIoU'] == pytest.approx(2 / (0 + 0 + 2 + 2 + 2 + 1e-10))
+    # without the flags the empty-mask rule gives other counts
+    m = run(GRefCOCOMetric(), [{k: v for k, v in d.items() if k != 'pred_rejected'} for d in data])
+    assert m['N-acc'] == 1.0 and m['T-acc'] == pytest.approx(1 / 3)
+
+
 def test_equals_reasonseg_metric_on_single_target_data():
     data = [
         dict(pred_masks=b([[[1, 1, 1], [0, 0, 0]]]), gt_masks=u8([[[1, 1, 0], [0, 0, 0]]])),

@@ -21,6 +21,7 @@ from .grouping import (
     sample_mean,
     sequence_samples,
 )
+from .rejection import rej_token_id, reject_generated, reject_teacher_forced
 
 SampleList = Sequence[ReasonSegDataSample]
 
@@ -54,6 +55,9 @@ class LISA(BaseModel):
             answer) or ``'generate'`` (greedy-decode the answer from the prompt; masks
             from the generated ``<SEG>`` tokens).
         generation_cfg: Keyword arguments of Hugging Face ``generate`` in generate mode.
+        reject_texts: Rejection answers in text: a generated answer holding one and no
+            ``<SEG>`` is a rejection (``pred_rejected``, no mask; see ``rejection.py``,
+            which also reads the backbone's rejection token ``[REJ]`` when it has one).
         data_preprocessor: Config of the data preprocessor.
         init_cfg: mmengine init config.
     """
@@ -69,6 +73,7 @@ class LISA(BaseModel):
         loss_dice: Optional[dict] = None,
         predict_mode: str = 'teacher_forced',
         generation_cfg: Optional[dict] = None,
+        reject_texts: Sequence[str] = (),
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
@@ -84,6 +89,7 @@ class LISA(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.data_preprocessor.processor = self.backbone.processor  # the backbone's conventions
+        self.rej_token_id, self.reject_texts = rej_token_id(self.backbone), list(reject_texts)
         self.sam_encoder = MODELS.build(sam_encoder)
         neck = dict(neck)
         neck.setdefault('in_channels', self.backbone.hidden_size)
@@ -196,6 +202,7 @@ class LISA(BaseModel):
         seq_ce = self._loss_ce(lm, per_sample=True)  # (N,)
         ce = sample_mean(seq_ce, lm['seq_to_sample'], len(data_samples))  # (B,)
         self.head.predict(image_embeddings, prompts, data_samples)
+        reject_teacher_forced(data_samples, lm, self.backbone.seg_token_id, self.rej_token_id)
         for i, ds in enumerate(data_samples):
             if 'losses' in ds:
                 ds.losses = dict(loss_ce=float(ce[i]), **ds.losses)
@@ -236,6 +243,8 @@ class LISA(BaseModel):
         given = (inputs['input_ids'] == self.backbone.seg_token_id).sum(dim=1).tolist()  # N
         preds = [((m > MASK_LOGIT_THRESHOLD).cpu(), s.float().cpu()) for m, s in zip(masks, ious)]
         fill_generated(data_samples, preds, texts, seq_k, given, seq_to_sample.tolist())
+        ids = (self.backbone.seg_token_id, self.rej_token_id)
+        reject_generated(data_samples, out, texts, seq_to_sample.tolist(), *ids, self.reject_texts)
         return data_samples
 
     def _project(self, seg_embeds: torch.Tensor) -> torch.Tensor:
