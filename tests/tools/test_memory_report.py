@@ -56,6 +56,18 @@ def test_7b_recipe_report_on_meta():
     assert float(rows['backbone'][3]) < 4500  # MiB: 4-bit LLM, bf16 CLIP / embeddings
 
 
+def test_random_llava_with_sam2_gets_random_sam2_parts():
+    """--random-llava on the LLaVA + SAM 2.1-L base replaces both SAM 2 parts' weights."""
+    base = osp.join(
+        REPO, 'configs', '_base_', 'models', 'lisa_llava-1.5-7b-qlora_sam2.1-hiera-l.py'
+    )
+    model_cfg, _ = memory_report.model_config(Config.fromfile(base), 'llava-1.5-7b', meta=True)
+    for part in ('sam_encoder', 'head'):
+        assert model_cfg[part]['pretrained'] is None
+        assert model_cfg[part]['sam2_config'] == memory_report.SAM2_1_HIERA_L
+        assert 'checkpoint' not in model_cfg[part]
+
+
 RECIPE_REASONSEG = osp.join(
     REPO, 'configs', 'lisa', 'lisa_llava-1.5-7b-qlora_sam-vit-h_8xb2-accum10_reasonseg.py'
 )

@@ -261,8 +261,7 @@ def model_config(
             backbone.update(pretrained=write_random_llava(preset, random_dir), llava_config=None)
         backbone.pop('tokenizer', None)  # deprecated key: the processor owns the tokenizer
         backbone['processor'] = dict(backbone.get('processor') or {}, tokenizer=word_tokenizer())
-        for part in ('sam_encoder', 'head'):
-            model[part]['checkpoint'] = None
+        random_mask_parts(model)
     # Measure the encoder itself: a warm embedding cache would skip it (and random weights
     # would fill the cache folder with entries no run can use).
     model['sam_encoder'].pop('cache', None)
