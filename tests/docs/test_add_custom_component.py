@@ -39,7 +39,9 @@ def test_the_doc_has_excerpts_of_the_backbone_and_head_code():
     } <= files
 
 
-@pytest.mark.parametrize('path, body', _excerpts(), ids=lambda x: x if '\n' not in x else '')
+@pytest.mark.parametrize(
+    'path, body', [pytest.param(p, b, id=f'{p}#{k}') for k, (p, b) in enumerate(_excerpts())]
+)
 def test_excerpt_lines_are_in_the_file_in_order(path, body):
     with open(os.path.join(REPO, path), encoding='utf-8') as f:
         source = [line.strip() for line in f]
