@@ -9,7 +9,7 @@ placeholders); the data preprocessor calls the backbone's processor on each of t
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -21,6 +21,8 @@ from lisakit.utils.constants import IMAGE_TOKEN, SEG_TOKEN
 
 Turns = Sequence[tuple[str, str]]
 Image = Union[np.ndarray, torch.Tensor]
+#: Sample layouts: one one-turn sequence per query (LISA), or all turns in one sequence.
+LAYOUTS = ('per_query', 'multi_turn')
 
 
 def as_numpy_image(image: Image, name: str = 'sample') -> np.ndarray:
@@ -54,6 +56,10 @@ class BaseVLProcessor:
             write lisakit's ``<SEG>``; LISA's checkpoints use ``[SEG]``).
         image_token: The backbone's image token, added to the tokenizer when missing.
         rej_token: Text of a rejection token (``[REJ]``) to add, or ``None`` (off).
+        layout: ``'per_query'`` (LISA: every turn is its own one-turn sequence, with
+            ``"<image>\\n"`` put in front of a question without it) or ``'multi_turn'``
+            (all turns in one sequence).
+        dialogue_query_types: ``query_type`` values kept as one multi-turn sequence (VQA).
 
     Attributes:
         tokenizer: The built tokenizer, shared with the backbone.
@@ -67,7 +73,15 @@ class BaseVLProcessor:
         seg_token: str = SEG_TOKEN,
         image_token: str = IMAGE_TOKEN,
         rej_token: Optional[str] = None,
+        layout: str = 'per_query',
+        dialogue_query_types: Sequence[str] = ('vqa',),
     ) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(
+                f'model.backbone.processor.layout={layout!r}; expected one of {LAYOUTS}.'
+            )
+        self.layout = layout
+        self.dialogue_query_types = tuple(dialogue_query_types)
         self.seg_token = seg_token
         self.image_token = image_token
         self.rej_token = rej_token
@@ -113,6 +127,32 @@ class BaseVLProcessor:
         if self.seg_token != SEG_TOKEN:  # samples write lisakit's <SEG>, e.g. LISA's [SEG]
             turns = [(q, a.replace(SEG_TOKEN, self.seg_token)) for q, a in turns]
         return turns
+
+    def sequences(self, turns: Turns, query_type: Optional[str]) -> list[list[tuple[str, str]]]:
+        """The (checked) turns grouped into sequences according to the layout, with
+        lisakit's ``<image>`` placeholder in each sequence's first question."""
+        turns = list(turns)
+        if self.layout == 'multi_turn' or query_type in self.dialogue_query_types:
+            return [turns]
+        return [[(q if IMAGE_TOKEN in q else f'{IMAGE_TOKEN}\n{q}', a)] for q, a in turns]
+
+    def encode_sequences(
+        self,
+        turns: Turns,
+        query_type: Optional[str],
+        encode: Callable[[list[tuple[str, str]]], tuple[torch.Tensor, torch.Tensor]],
+    ) -> dict:
+        """``input_ids``, ``labels`` and ``kept_masks`` of :meth:`__call__`: ``encode``
+        (one sequence's turns -> its (L,) int64 ids and labels) on each of
+        :meth:`sequences`, and the ``<SEG>`` its ids kept."""
+        ids, labels, kept, offset = [], [], [], 0
+        for seq in self.sequences(turns, query_type):
+            seq_ids, seq_labels = encode(seq)
+            kept += range(offset, offset + int((seq_ids == self.seg_token_id).sum()))
+            offset += sum(a.count(self.seg_token) for _, a in seq)
+            ids.append(seq_ids)
+            labels.append(seq_labels)
+        return dict(input_ids=ids, labels=labels, kept_masks=kept)
 
     def __call__(
         self,

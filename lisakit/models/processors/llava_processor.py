@@ -21,8 +21,6 @@ from lisakit.utils.constants import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, IMAGE_TOKEN
 
 from .base import BaseVLProcessor, Image, Turns, as_numpy_image
 
-#: Sample layouts: one one-turn sequence per query (LISA), or all turns in one sequence.
-LAYOUTS = ('per_query', 'multi_turn')
 #: CLIP image processor classes by backend (Pillow: transformers 4.31's arithmetic).
 CLIP_BACKENDS = {'pil': CLIPImageProcessorPil, 'torchvision': CLIPImageProcessor}
 #: The file of a Hugging Face folder that holds its image processor's settings.
@@ -103,8 +101,8 @@ class LlavaProcessor(BaseVLProcessor):
         image_token: str = IMAGE_TOKEN,
         rej_token: Optional[str] = None,
     ) -> None:
-        self._check_options(layout, text_encoding, backend, num_image_features, image_size)
-        super().__init__(tokenizer, seg_token, image_token, rej_token)
+        self._check_options(text_encoding, backend, num_image_features, image_size)
+        super().__init__(tokenizer, seg_token, image_token, rej_token, layout, dialogue_query_types)
         self.cut_length = None
         if max_length is not None:
             self.cut_length = max_length - (num_image_features - 1)
@@ -116,8 +114,6 @@ class LlavaProcessor(BaseVLProcessor):
                 )
         self.max_length = max_length
         self.num_image_features = num_image_features
-        self.layout = layout
-        self.dialogue_query_types = tuple(dialogue_query_types)
         tok = self.tokenizer
         if text_encoding is None:
             text_encoding = 'lisa' if is_sentencepiece_llama(tok) else 'tokenizer'
@@ -134,16 +130,11 @@ class LlavaProcessor(BaseVLProcessor):
 
     @staticmethod
     def _check_options(
-        layout: str,
         text_encoding: Optional[str],
         backend: str,
         num_image_features: Optional[int],
         image_size: Optional[int],
     ) -> None:
-        if layout not in LAYOUTS:
-            raise ValueError(
-                f'model.backbone.processor.layout={layout!r}; expected one of {LAYOUTS}.'
-            )
         if text_encoding not in (None, *TEXT_ENCODINGS):
             raise ValueError(
                 f'model.backbone.processor.text_encoding={text_encoding!r}; expected None or '
@@ -180,31 +171,19 @@ class LlavaProcessor(BaseVLProcessor):
         )
 
     # ------------------------------------------------------------------ text
-    def _sequences(self, turns: list, query_type: Optional[str]) -> list[list[tuple[str, str]]]:
-        """The turns grouped into sequences according to the layout."""
-        if self.image_token != IMAGE_TOKEN:
-            turns = [(q.replace(IMAGE_TOKEN, self.image_token), a) for q, a in turns]
-        if self.layout == 'multi_turn' or query_type in self.dialogue_query_types:
-            return [turns]
-        image = self.image_token
-        return [[(q if image in q else f'{image}\n{q}', a)] for q, a in turns]
-
     def encode_text(
         self, turns: Turns, query_type: Optional[str] = None, name: str = 'sample'
     ) -> dict:
         """``input_ids`` / ``labels`` (one (L_k,) int64 tensor per sequence) and
         ``kept_masks`` (see :meth:`.BaseVLProcessor.__call__`)."""
-        turns = self.check_turns(turns, name)
-        ids, labels, kept = [], [], []
-        offset = 0
-        for seq in self._sequences(turns, query_type):
-            n = sum(a.count(self.seg_token) for _, a in seq)
-            seq_ids, seq_labels = self.encoder.encode(seq, self.cut_length)
-            kept += range(offset, offset + seq_ids.count(self.seg_token_id))
-            offset += n
-            ids.append(torch.tensor(seq_ids, dtype=torch.long))
-            labels.append(torch.tensor(seq_labels, dtype=torch.long))
-        return dict(input_ids=ids, labels=labels, kept_masks=kept)
+        return self.encode_sequences(self.check_turns(turns, name), query_type, self._encode)
+
+    def _encode(self, seq: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L,) int64 ids and labels of one sequence, cut at LISA's length."""
+        if self.image_token != IMAGE_TOKEN:
+            seq = [(q.replace(IMAGE_TOKEN, self.image_token), a) for q, a in seq]
+        ids, labels = self.encoder.encode(seq, self.cut_length)
+        return torch.tensor(ids, dtype=torch.long), torch.tensor(labels, dtype=torch.long)
 
     # ----------------------------------------------------------------- image
     def preprocess_image(self, image: Image, name: str = 'sample') -> dict[str, torch.Tensor]:

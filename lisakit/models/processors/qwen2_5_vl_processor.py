@@ -37,7 +37,6 @@ from lisakit.registry import PROCESSORS
 from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX, SEG_TOKEN
 
 from .base import BaseVLProcessor, as_numpy_image
-from .llava_processor import LAYOUTS  # the sample layouts every processor offers
 
 #: Qwen2.5-VL's chat and vision tokens.
 QWEN_IM_START = '<|im_start|>'
@@ -135,24 +134,20 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
         seg_token: str = SEG_TOKEN,
         rej_token: Optional[str] = None,
     ) -> None:
-        if layout not in LAYOUTS:
-            raise ValueError(
-                f'model.backbone.processor.layout={layout!r}; expected one of {LAYOUTS}.'
-            )
         if pretrained is None and vision_config is None:
             raise ValueError(
                 'Qwen2_5_VLProcessor needs `pretrained` (a local folder with '
                 f'{PREPROCESSOR_CONFIG}) or `vision_config` (the backbone fills both).'
             )
-        super().__init__(tokenizer, seg_token, QWEN_IMAGE_TOKEN, rej_token)
+        super().__init__(
+            tokenizer, seg_token, QWEN_IMAGE_TOKEN, rej_token, layout, dialogue_query_types
+        )
         add_qwen_tokens(self.tokenizer)
         self.image_processor = build_image_processor(
             pretrained, vision_config, min_pixels, max_pixels
         )
         self.system = system
         self.max_length = max_length
-        self.layout = layout
-        self.dialogue_query_types = tuple(dialogue_query_types)
         self.im_end_id = self.tokenizer.convert_tokens_to_ids(QWEN_IM_END)
 
     @property
@@ -230,12 +225,6 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
         return ids, labels
 
     # ----------------------------------------------------------------- sample
-    def _sequences(self, turns: list, query_type: Optional[str]) -> list[list]:
-        """The turns grouped into sequences according to the layout."""
-        if self.layout == 'multi_turn' or query_type in self.dialogue_query_types:
-            return [turns]
-        return [[(q if IMAGE_TOKEN in q else f'{IMAGE_TOKEN}\n{q}', a)] for q, a in turns]
-
     def __call__(
         self,
         image: Union[np.ndarray, torch.Tensor],
@@ -254,15 +243,9 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
         turns = self.check_turns(turns, name)
         vision = self.preprocess_image(image, name)
         n_image = self.num_image_tokens(vision['image_grid_thw'])
-        ids, labels, kept, offset = [], [], [], 0
-        for seq in self._sequences(turns, query_type):
-            seq_ids, seq_labels = self.encode(seq, n_image, name)
-            n_seg = sum(a.count(self.seg_token) for _, a in seq)
-            kept += range(offset, offset + int((seq_ids == self.seg_token_id).sum()))
-            offset += n_seg
-            ids.append(seq_ids)
-            labels.append(seq_labels)
-        return dict(input_ids=ids, labels=labels, kept_masks=kept, vision=vision)
+        out = self.encode_sequences(turns, query_type, lambda seq: self.encode(seq, n_image, name))
+        out['vision'] = vision
+        return out
 
     def collate_vision(self, visions: list[dict], seq_to_sample: torch.Tensor) -> dict:
         """Per-sequence vision inputs: sequence n uses image ``seq_to_sample[n]``.
