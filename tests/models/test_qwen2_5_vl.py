@@ -2,13 +2,12 @@
 alone and through the LISA segmentor with its data path (processor in the data preprocessor)."""
 
 import copy
-import json
 import os.path as osp
-import uuid
 
 import bitsandbytes as bnb
 import pytest
 import torch
+from lean_resume import check_lean_exact_resume
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
@@ -366,55 +365,14 @@ def test_batched_generate_equals_batch_1_through_the_segmentor(demo_cfg):
         assert free[i].pred_text == _predict(model, one)[0].pred_text
 
 
-#: Short runs: 2 iterations of 8 samples per epoch, 4 val samples, no worker processes.
-SHORT = {
-    'train_dataloader.dataset.num_samples': 8,
-    'val_dataloader.dataset.num_samples': 4,
-    'train_dataloader.batch_size': 4,
-    'val_dataloader.batch_size': 4,
-    'param_scheduler.0.end': 2,
-    'default_hooks.visualization.draw': False,
-    'custom_hooks': [dict(type='TrainingHistoryHook'), dict(type='LeanCheckpointHook')],
-}
-for _loader in ('train_dataloader', 'val_dataloader'):
-    SHORT[f'{_loader}.num_workers'] = 0
-    SHORT[f'{_loader}.persistent_workers'] = False
-
-
-def _train(work_dir, epochs, resume=False):
-    """The 4-bit LoRA Qwen demo through lisakit's Runner, in this process."""
-    from lisakit.engine.runtime import build_runner, setup_runtime
-
-    setup_runtime()
-    cfg = Config.fromfile(QWEN_DEMO)
-    cfg.merge_from_dict({**SHORT, 'train_cfg.max_epochs': epochs})
-    cfg.model.backbone.update(copy.deepcopy(QLORA_CFG))
-    tag = uuid.uuid4().hex[:8]  # mmengine keys loggers / visualizers by name
-    cfg.update(work_dir=str(work_dir), launcher='none', resume=resume, experiment_name=tag)
-    cfg.visualizer.name = f'vis_{tag}'
-    build_runner(cfg).train()
-
-
 @pytest.mark.slow
 def test_qlora_lean_checkpoint_and_exact_resume(tmp_path):
     """Lean checkpoints (adapters, <SEG> rows, neck, mask decoder only) and a resumed run
     equal to an uninterrupted one."""
-    full, part = tmp_path / 'full', tmp_path / 'part'
-    _train(full, 2)
-    _train(part, 1)
-    _train(part, 2, resume=True)
-    a = torch.load(full / 'epoch_2.pth', map_location='cpu', weights_only=False)
-    b = torch.load(part / 'epoch_2.pth', map_location='cpu', weights_only=False)
-    assert a['meta']['lisakit']['lean']
-    backbone = [k for k in a['state_dict'] if k.startswith('backbone.')]
+    state = check_lean_exact_resume(QWEN_DEMO, tmp_path, backbone=QLORA_CFG)
+    backbone = [k for k in state if k.startswith('backbone.')]
     assert backbone and all('lora_' in k or 'trainable_tokens' in k for k in backbone)
-    assert not any(k.startswith('sam_encoder.') for k in a['state_dict'])
-    assert a['state_dict'].keys() == b['state_dict'].keys()
-    for key, value in a['state_dict'].items():
-        assert torch.equal(value, b['state_dict'][key]), key
-    ha = json.loads((full / 'training_history.json').read_text())
-    hb = json.loads((part / 'training_history.json').read_text())
-    assert ha['val'][-1]['cIoU'] == hb['val'][-1]['cIoU']
+    assert not any(k.startswith('sam_encoder.') for k in state)
 
 
 def test_qwen_sam2_demo_trains_a_step():
