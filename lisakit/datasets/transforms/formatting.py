@@ -10,6 +10,7 @@ import torch
 from lisakit.registry import TRANSFORMS
 from lisakit.structures import ReasonSegDataSample
 from lisakit.utils.constants import IMAGE_TOKEN, SEG_TOKEN
+from lisakit.utils.turns import check_image_placeholders
 
 #: Meta keys copied into the data sample by default.
 DEFAULT_META_KEYS = (
@@ -54,11 +55,7 @@ def sample_turns(results: dict, name: str) -> list[tuple[str, str]]:
                 f"{name}: 'conversations' must be a non-empty list of "
                 'dict(question=str, answer=str).'
             )
-    for k, (question, _) in enumerate(turns):
-        if question.count(IMAGE_TOKEN) != (1 if k == 0 else 0):
-            where = 'the question must' if k == 0 else f'question {k + 1} must not'
-            count = 'exactly one' if k == 0 else 'any'
-            raise ValueError(f'{name}: {where} contain {count} {IMAGE_TOKEN!r}, got {question!r}.')
+    check_image_placeholders(turns, name)
     return turns
 
 

@@ -23,7 +23,8 @@ from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX
 from lisakit.utils.dtypes import resolve_dtype
 
 from ..processors import build_processor, fill_facts, processor_config
-from ..processors.llava_processor import PREPROCESSOR_CONFIG, LlavaProcessor
+from ..processors.base import PREPROCESSOR_CONFIG
+from ..processors.llava_processor import LlavaProcessor
 from .hf_loading import load_pretrained_llava, read_llava_config, resolve_pretrained
 from .llm_adapters import (
     build_bnb_config,

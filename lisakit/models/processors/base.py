@@ -18,11 +18,14 @@ from transformers import PreTrainedTokenizerBase
 
 from lisakit.tokenizers import build_tokenizer
 from lisakit.utils.constants import IMAGE_TOKEN, SEG_TOKEN
+from lisakit.utils.turns import check_image_placeholders
 
 Turns = Sequence[tuple[str, str]]
 Image = Union[np.ndarray, torch.Tensor]
 #: Sample layouts: one one-turn sequence per query (LISA), or all turns in one sequence.
 LAYOUTS = ('per_query', 'multi_turn')
+#: The file of a Hugging Face folder that holds its image processor's settings.
+PREPROCESSOR_CONFIG = 'preprocessor_config.json'
 
 
 def as_numpy_image(image: Image, name: str = 'sample') -> np.ndarray:
@@ -113,13 +116,8 @@ class BaseVLProcessor:
                 f'{name}: the conversation must be a non-empty list of (question, answer) '
                 f'strings, got {turns!r}.'
             )
-        for k, (question, _) in enumerate(turns):
-            if question.count(IMAGE_TOKEN) != (1 if k == 0 else 0):
-                where = 'the question must' if k == 0 else f'question {k + 1} must not'
-                count = 'exactly one' if k == 0 else 'any'
-                raise ValueError(
-                    f'{name}: {where} contain {count} {IMAGE_TOKEN!r}, got {question!r}.'
-                )
+        check_image_placeholders(turns, name)
+        for question, _ in turns:
             if SEG_TOKEN in question or self.seg_token in question:
                 raise ValueError(
                     f'{name}: a question contains {SEG_TOKEN!r}; only answers may ({question!r}).'

@@ -19,12 +19,10 @@ from lisakit.tokenizers import (
 )
 from lisakit.utils.constants import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, IMAGE_TOKEN, SEG_TOKEN
 
-from .base import BaseVLProcessor, Image, Turns, as_numpy_image
+from .base import PREPROCESSOR_CONFIG, BaseVLProcessor, Image, Turns, as_numpy_image
 
 #: CLIP image processor classes by backend (Pillow: transformers 4.31's arithmetic).
 CLIP_BACKENDS = {'pil': CLIPImageProcessorPil, 'torchvision': CLIPImageProcessor}
-#: The file of a Hugging Face folder that holds its image processor's settings.
-PREPROCESSOR_CONFIG = 'preprocessor_config.json'
 
 
 @PROCESSORS.register_module()

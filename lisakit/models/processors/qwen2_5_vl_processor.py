@@ -36,7 +36,7 @@ from transformers import PreTrainedTokenizerBase, Qwen2VLImageProcessor
 from lisakit.registry import PROCESSORS
 from lisakit.utils.constants import IMAGE_TOKEN, LM_IGNORE_INDEX, SEG_TOKEN
 
-from .base import BaseVLProcessor, as_numpy_image
+from .base import PREPROCESSOR_CONFIG, BaseVLProcessor, as_numpy_image
 
 #: Qwen2.5-VL's chat and vision tokens.
 QWEN_IM_START = '<|im_start|>'
@@ -47,7 +47,6 @@ QWEN_VISION_END = '<|vision_end|>'
 QWEN_SPECIAL_TOKENS = (QWEN_IM_START, QWEN_IM_END, QWEN_VISION_START, QWEN_VISION_END)
 #: The system prompt Qwen2.5-VL-Instruct's template inserts when a chat has none.
 QWEN_DEFAULT_SYSTEM = 'You are a helpful assistant.'
-PREPROCESSOR_CONFIG = 'preprocessor_config.json'
 #: Keys of a vision config the image processor needs (model config name -> processor name).
 VISION_KEYS = dict(
     patch_size='patch_size',
