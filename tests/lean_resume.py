@@ -52,13 +52,20 @@ def check_lean_exact_resume(config: str, tmp_path, backbone: Optional[dict] = No
     train_in_process(config, full, 2, backbone=backbone)
     train_in_process(config, part, 1, backbone=backbone)
     train_in_process(config, part, 2, resume=True, backbone=backbone)
-    a = torch.load(full / 'epoch_2.pth', map_location='cpu', weights_only=False)
-    b = torch.load(part / 'epoch_2.pth', map_location='cpu', weights_only=False)
+    a, b = assert_same_final_checkpoint(full, part)
     assert a['meta']['lisakit']['lean'] and b['meta']['lisakit']['lean']
+    return a['state_dict']
+
+
+def assert_same_final_checkpoint(full, part, name: str = 'epoch_2.pth') -> tuple[dict, dict]:
+    """Assert the work dirs ``full`` and ``part`` end on equal ``name`` state dicts and the
+    same last val cIoU (``TrainingHistoryHook``); return both checkpoints."""
+    a = torch.load(full / name, map_location='cpu', weights_only=False)
+    b = torch.load(part / name, map_location='cpu', weights_only=False)
     assert a['state_dict'].keys() == b['state_dict'].keys()
     for key, value in a['state_dict'].items():
         assert torch.equal(value, b['state_dict'][key]), key
     ha = json.loads((full / 'training_history.json').read_text())
     hb = json.loads((part / 'training_history.json').read_text())
     assert ha['val'][-1]['cIoU'] == hb['val'][-1]['cIoU']
-    return a['state_dict']
+    return a, b
