@@ -128,7 +128,8 @@ def test_qlora_recipe_departs_as_documented(tiny_cfg):
     assert backbone.lora.target_modules == ['q_proj', 'k_proj', 'v_proj', 'o_proj']
     # one model path: the llava-hf folder gives the tokenizer and CLIP-336 (576 features)
     assert 'tokenizer' not in backbone and backbone.pretrained == 'data/llava-1.5-7b-hf'
-    assert backbone.processor == dict(template='llava_v1', max_length=256 + 576, layout='per_query')
+    # LISA's 257 text tokens (the image counted as one): 832 tokens with 576 features
+    assert backbone.processor == dict(template='llava_v1', max_text_length=257, layout='per_query')
     assert qlora.default_hooks.checkpoint.get('save_best', 'cIoU') == 'cIoU'
     loader = qlora.train_dataloader
     assert loader.sampler.type == 'FreshDrawSampler'

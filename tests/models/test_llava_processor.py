@@ -132,6 +132,10 @@ def test_hard_cut_counts_image_features():
     assert len(out['input_ids'][0]) == len(out['labels'][0]) == 16
     assert toks(p.tokenizer, out['input_ids'][0])[-2:] == ['assistant', ':']  # a hard cut
     assert out['kept_masks'] == []
+    # max_text_length counts the image as one token: 16 is max_length 21 with 6 features
+    p = processor(max_text_length=16, num_image_features=6)
+    assert (p.cut_length, p.max_length) == (16, 21)
+    assert torch.equal(p(IMAGE, [(QUESTION, ANSWER)])['input_ids'][0], out['input_ids'][0])
 
 
 def test_cut_seg_is_left_out_of_kept_masks():
@@ -260,7 +264,8 @@ def test_backbone_fills_the_image_facts_from_its_model_config(tiny_cfg):
     assert PROCESSORS.get('LlavaProcessor') is type(p)
     assert (p.num_image_features, p.image_processor.crop_size['height']) == (36, 48)
     assert backbone.tokenizer is p.tokenizer and backbone.seg_token_id == p.seg_token_id
-    assert p.cut_length == 64 + 15 - 35  # max_length counts the 36 features
+    # max_text_length=64 counts the image as one token, whatever the feature count
+    assert (p.cut_length, p.max_length) == (64, 64 + 35)
     cfg['processor']['num_image_features'] = 16
     with pytest.raises(ValueError, match='processor.num_image_features=16.*gives 36'):
         MODELS.build(cfg)

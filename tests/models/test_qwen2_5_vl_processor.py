@@ -158,6 +158,16 @@ def test_max_length_cut_and_errors(image):
     out = cut(image, TURNS)
     assert len(out['input_ids'][0]) == len(full) - 4
     assert out['kept_masks'] == [0]  # the second <SEG> was cut off
+    # max_text_length counts the image's <|image_pad|> tokens as one, whatever its size
+    pads = int((full == proc.image_token_id).sum())
+    text = _processor(
+        dict(type='WordTokenizer'), layout='multi_turn', max_text_length=len(full) - 4 - pads + 1
+    )
+    assert torch.equal(text(image, TURNS)['input_ids'][0], out['input_ids'][0])
+    small = text(image[:16, :16], TURNS)['input_ids'][0]
+    assert len(small) - int((small == proc.image_token_id).sum()) == len(full) - 4 - pads
+    with pytest.raises(ValueError, match='both max_length and max_text_length'):
+        _processor(dict(type='WordTokenizer'), max_length=9, max_text_length=9)
     with pytest.raises(ValueError, match='cuts the image'):
         _processor(dict(type='WordTokenizer'), max_length=20)(image, TURNS, name='img.jpg')
     with pytest.raises(ValueError, match=r"img.jpg: a question contains '<SEG>'"):

@@ -15,10 +15,9 @@ model = dict(
         pretrained=llava_path,
         # The text conventions (the tokenizer, CLIP size and image features come from the
         # pretrained folder): LISA's llava_v1 template, one one-turn sequence per query, and
-        # LISA's length limit, 512 tokens once CLIP ViT-L/14 at 224 px (256 features) is
-        # expanded, i.e. 257 text tokens: the same text room next to LLaVA-1.5's 576
-        # features (336 px) is 832.
-        processor=dict(template='llava_v1', max_length=256 + 576, layout='per_query'),
+        # LISA's length limit in text tokens (the image counted as one): 257 = 512 - 255,
+        # i.e. 832 tokens once LLaVA-1.5's 576 features (336 px) are expanded.
+        processor=dict(template='llava_v1', max_text_length=257, layout='per_query'),
         torch_dtype='bfloat16',
         trainable=dict(language_model='lora', embeddings='seg_rows'),  # LoRA + <SEG> rows
         quantization=dict(bits=4, quant_type='nf4', double_quant=True, compute_dtype='bfloat16'),

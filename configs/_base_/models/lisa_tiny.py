@@ -12,12 +12,12 @@ model = dict(
     backbone=dict(
         type='LlavaBackbone',
         # the backbone's text conventions (CLIP size and the 16 image features come from
-        # llava_config): 64 text tokens next to the 16 features; the queries of a sample
+        # llava_config): 64 text tokens (the image counted as one); the queries of a sample
         # stay turns of one sequence (the demo's model reads one sequence per image)
         processor=dict(
             tokenizer=dict(type='WordTokenizer'),
             template='plain',
-            max_length=64 + 15,
+            max_text_length=64,
             layout='multi_turn',
         ),
         llava_config=dict(

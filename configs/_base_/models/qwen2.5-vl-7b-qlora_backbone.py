@@ -16,8 +16,9 @@ qwen_backbone = dict(
     processor=dict(
         min_pixels=256 * qwen_token_pixels,
         max_pixels=max_image_tokens * qwen_token_pixels,
-        # LISA's 256 text tokens next to the image tokens and <|vision_start|> / _end|>
-        max_length=256 + max_image_tokens + 2,
+        # LISA's cut in text tokens, the image's <|image_pad|> tokens counted as one (and
+        # <|vision_start|> / <|vision_end|> one each, as LISA's <im_start> / <im_end>)
+        max_text_length=257,
         layout='per_query',  # LISA: one one-turn sequence per query
     ),
     torch_dtype='bfloat16',

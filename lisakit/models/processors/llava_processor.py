@@ -61,6 +61,10 @@ class LlavaProcessor(BaseVLProcessor):
         template: Conversation template name or dict.
         max_length: LISA's ``model_max_length``: tokens after image expansion; ``None``
             for no cut.
+        max_text_length: The same cut counted with the image as one token (and
+            ``<im_start>`` / ``<im_end>`` one each): LISA's 257 = 512 - 255. When set it
+            replaces ``max_length`` (which becomes ``max_text_length + num_image_features -
+            1``), so a config never adds the feature count by hand.
         layout: ``'per_query'`` or ``'multi_turn'``.
         text_encoding: ``'lisa'`` (transformers 4.31 slow LLaMA tokenizer, LISA's label
             rule), ``'tokenizer'`` (the tokenizer's own encoding), or ``None``: ``'lisa'``
@@ -85,6 +89,7 @@ class LlavaProcessor(BaseVLProcessor):
         tokenizer: Union[str, dict, PreTrainedTokenizerBase],
         template: Union[str, dict] = 'llava_v1',
         max_length: Optional[int] = 512,
+        max_text_length: Optional[int] = None,
         layout: str = 'per_query',
         text_encoding: Optional[str] = None,
         use_im_start_end: Optional[bool] = None,
@@ -101,6 +106,8 @@ class LlavaProcessor(BaseVLProcessor):
     ) -> None:
         self._check_options(text_encoding, backend, num_image_features, image_size)
         super().__init__(tokenizer, seg_token, image_token, rej_token, layout, dialogue_query_types)
+        if max_text_length is not None:
+            max_length = max_text_length + num_image_features - 1
         self.cut_length = None
         if max_length is not None:
             self.cut_length = max_length - (num_image_features - 1)
@@ -108,7 +115,7 @@ class LlavaProcessor(BaseVLProcessor):
                 raise ValueError(
                     f'LlavaProcessor: max_length={max_length} leaves no room for text next '
                     f'to {num_image_features} image features; raise '
-                    'model.backbone.processor.max_length.'
+                    'model.backbone.processor.max_text_length (at least 2).'
                 )
         self.max_length = max_length
         self.num_image_features = num_image_features

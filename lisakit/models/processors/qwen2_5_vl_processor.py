@@ -112,6 +112,12 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
         system: System prompt (Qwen's default); ``None``: no system block.
         max_length: Tokens per sequence after image expansion (hard cut, as LISA's); a cut
             inside the image raises. ``None``: no cut.
+        max_text_length: The cut counted with the image's ``<|image_pad|>`` tokens as one
+            token (``<|vision_start|>`` / ``<|vision_end|>`` count as text, as LISA's
+            ``<im_start>`` / ``<im_end>``): each sequence is cut at ``max_text_length +
+            num_image_tokens - 1``, where ``num_image_tokens`` is its own image's count
+            (it varies with the image size), so every image leaves the same text room.
+            Use it or ``max_length``, not both.
         layout: ``'per_query'`` (LISA: one one-turn sequence per query, ``"<image>\\n"`` put
             in front of questions without it) or ``'multi_turn'`` (all turns in one).
         dialogue_query_types: ``query_type`` values kept as one multi-turn sequence (VQA).
@@ -128,11 +134,16 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
         max_pixels: Optional[int] = None,
         system: Optional[str] = QWEN_DEFAULT_SYSTEM,
         max_length: Optional[int] = None,
+        max_text_length: Optional[int] = None,
         layout: str = 'per_query',
         dialogue_query_types: Sequence[str] = ('vqa',),
         seg_token: str = SEG_TOKEN,
         rej_token: Optional[str] = None,
     ) -> None:
+        if max_length is not None and max_text_length is not None:
+            raise ValueError(
+                'model.backbone.processor sets both max_length and max_text_length; keep one.'
+            )
         if pretrained is None and vision_config is None:
             raise ValueError(
                 'Qwen2_5_VLProcessor needs `pretrained` (a local folder with '
@@ -147,6 +158,7 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
         )
         self.system = system
         self.max_length = max_length
+        self.max_text_length = max_text_length
         self.im_end_id = self.tokenizer.convert_tokens_to_ids(QWEN_IM_END)
 
     @property
@@ -203,7 +215,8 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
     def encode(
         self, turns: Sequence[tuple[str, str]], num_image_tokens: int, name: str = 'sample'
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Ids and labels (L,) of one sequence, cut at ``max_length``."""
+        """Ids and labels (L,) of one sequence, cut at ``max_length`` (or ``max_text_length``
+        with the image counted as one token)."""
         text, spans = self.render(turns, num_image_tokens)
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = torch.tensor(enc['input_ids'], dtype=torch.long)  # (L,)
@@ -212,14 +225,17 @@ class Qwen2_5_VLProcessor(BaseVLProcessor):  # noqa: N801 (the model family's na
         for start, end in spans:
             supervised |= (starts >= start) & (starts < end)
         labels = torch.where(supervised, ids, LM_IGNORE_INDEX)
-        if self.max_length is not None:
-            ids, labels = ids[: self.max_length], labels[: self.max_length]
+        cut = self.max_length
+        if self.max_text_length is not None:
+            cut = self.max_text_length + num_image_tokens - 1
+        if cut is not None:
+            ids, labels = ids[:cut], labels[:cut]
         kept = int((ids == self.image_token_id).sum())
         if kept not in (0, num_image_tokens):
             raise ValueError(
-                f'{name}: max_length={self.max_length} cuts the image ({num_image_tokens} '
-                'image tokens) short; raise model.backbone.processor.max_length or lower '
-                'max_pixels.'
+                f'{name}: a cut at {cut} tokens cuts the image ({num_image_tokens} image '
+                'tokens) short; raise model.backbone.processor.max_length / max_text_length '
+                'or lower max_pixels.'
             )
         return ids, labels
 
