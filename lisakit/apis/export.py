@@ -20,7 +20,7 @@ from mmengine.config import Config
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lisakit.models.backbones.trainable import LEGACY_FLAGS
+from lisakit.models.backbones.trainable import drop_deprecated_keys
 from lisakit.utils.checkpoint_format import check_token_ids, export_info, trainable_keys
 from lisakit.utils.io import atomic_write, dump_json_atomic
 
@@ -260,8 +260,7 @@ def merged_config(
         # projector keys keep the trained config's values)
         trainable=dict(language_model='frozen', embeddings='none'),
     )
-    for key in ('tokenizer', *LEGACY_FLAGS):  # deprecated keys would override the above
-        backbone.pop(key, None)
+    drop_deprecated_keys(backbone)  # deprecated keys would override the above
     backbone.processor = dict(
         backbone.get('processor') or {}, tokenizer=os.path.abspath(tokenizer_dir)
     )

@@ -5,7 +5,11 @@ import copy
 import pytest
 import torch
 
-from lisakit.models.backbones.trainable import TrainableParts, build_trainable
+from lisakit.models.backbones.trainable import (
+    TrainableParts,
+    build_trainable,
+    drop_deprecated_keys,
+)
 from lisakit.registry import MODELS
 
 
@@ -86,3 +90,12 @@ def test_legacy_backbone_trains_the_same_parts(tiny_cfg):
     assert new == old
     assert any('multi_modal_projector' in n for n in new)
     assert any('trainable_tokens' in n for n in new) and any('lora_' in n for n in new)
+
+
+def test_drop_deprecated_keys_removes_only_the_replaced_keys_old_spellings():
+    old = dict(tokenizer='tok', freeze_projector=False, train_embeddings=True, lora=None)
+    backbone = dict(old)
+    drop_deprecated_keys(backbone, ['processor.tokenizer'])  # trainable is kept: so are its flags
+    assert backbone == dict(freeze_projector=False, train_embeddings=True, lora=None)
+    drop_deprecated_keys(backbone)
+    assert backbone == dict(lora=None)

@@ -48,6 +48,7 @@ from mmengine.registry import init_default_scope
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from lisakit.engine.hooks.training_history_hook import peak_memory_gb  # noqa: E402
+from lisakit.models.backbones.trainable import drop_deprecated_keys  # noqa: E402
 from lisakit.registry import MODELS  # noqa: E402
 from lisakit.utils.cli import run_cli  # noqa: E402
 
@@ -252,6 +253,7 @@ def model_config(
     if qwen_preset:  # sizes only: a random Qwen2.5-VL, built in memory or on meta
         qwen = copy.deepcopy(QWEN2_5_VL_PRESETS[qwen_preset])
         backbone.update(pretrained=None, qwen_config=qwen)
+        drop_deprecated_keys(backbone, ['processor.tokenizer'])  # the processor owns it
         backbone['processor'] = dict(backbone.get('processor') or {}, tokenizer=word_tokenizer())
         random_mask_parts(model)
     if preset:
@@ -259,7 +261,7 @@ def model_config(
             backbone.update(pretrained=None, llava_config=llava_config(preset))
         else:
             backbone.update(pretrained=write_random_llava(preset, random_dir), llava_config=None)
-        backbone.pop('tokenizer', None)  # deprecated key: the processor owns the tokenizer
+        drop_deprecated_keys(backbone, ['processor.tokenizer'])  # the processor owns it
         backbone['processor'] = dict(backbone.get('processor') or {}, tokenizer=word_tokenizer())
         random_mask_parts(model)
     # Measure the encoder itself: a warm embedding cache would skip it (and random weights

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 from torch import nn
 
@@ -39,6 +39,27 @@ LEGACY_FLAGS = {
     'train_seg_token_rows': 'embeddings',
     'train_embeddings': 'embeddings',
 }
+#: The deprecated ``model.backbone`` keys, by the current key that replaces them (a deprecated
+#: key left next to its replacement overrides it when the backbone is built).
+DEPRECATED_BACKBONE_KEYS = {
+    'processor.tokenizer': ('tokenizer',),
+    'trainable': tuple(LEGACY_FLAGS),
+}
+
+
+def drop_deprecated_keys(
+    backbone: dict, replaced: Sequence[str] = tuple(DEPRECATED_BACKBONE_KEYS)
+) -> None:
+    """Remove from a backbone config dict the deprecated keys of what a caller rewrites.
+
+    Args:
+        backbone: The ``model.backbone`` dict (changed in place).
+        replaced: Keys of :data:`DEPRECATED_BACKBONE_KEYS` the caller sets itself, whose
+            deprecated spellings would otherwise override the new values.
+    """
+    for key in replaced:
+        for old in DEPRECATED_BACKBONE_KEYS[key]:
+            backbone.pop(old, None)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from lisakit.utils.io import atomic_write, dump_json_atomic
 
 from ..backbones.hf_loading import resolve_pretrained
 from ..backbones.projectors import LINEAR_PROJECTOR, PROJECTOR_CONFIG_KEY, llava_class
-from ..backbones.trainable import LEGACY_FLAGS
+from ..backbones.trainable import drop_deprecated_keys
 from .checkpoint_io import read_state_dict
 from .lisa_layout import (
     CHECKPOINT_FILE,
@@ -293,8 +293,7 @@ def converted_config(
         gradient_checkpointing=False,
     )
     # the converted tokenizer and CLIP facts are llava/'s: drop any the config named
-    for key in ('tokenizer', *LEGACY_FLAGS):  # (deprecated keys would override them)
-        backbone.pop(key, None)
+    drop_deprecated_keys(backbone)  # (deprecated keys would override them)
     for key in CONVERTED_PROCESSOR_FACTS:
         (backbone.get('processor') or {}).pop(key, None)
     cfg.model.sam_encoder.checkpoint = cfg.model.head.checkpoint = sam
