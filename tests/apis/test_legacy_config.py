@@ -10,18 +10,32 @@ from lisakit.apis.legacy_config import migrate_removed_steps
 from lisakit.datasets.shapes_reasonseg import render_scene
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+#: The tiny CLIP's image features (32 px / patch 8).
+TINY_IMAGE_FEATURES = 16
 SHAPES = [dict(kind='square', color='red', cx=20.0, cy=20.0, r=10.0, angle=0.0)]
+
+
+def _old_processor(processor: dict) -> dict:
+    """The text settings as lisakit 0.x wrote them: max_length (text + the 16 features)."""
+    processor = dict(processor)
+    processor['max_length'] = processor.pop('max_text_length') + TINY_IMAGE_FEATURES - 1
+    return processor
 
 
 def _old_style(cfg: Config) -> Config:
     """``cfg`` as lisakit 0.x wrote it: the tokenizer on the backbone, the text and CLIP
     settings in TokenizeConversation / CLIPPreprocess steps of every pipeline."""
     old = Config(copy.deepcopy(cfg.to_dict()))
-    processor = old.model.backbone.pop('processor').to_dict()
+    processor = _old_processor(old.model.backbone.pop('processor').to_dict())
     tokenizer = old.model.backbone.tokenizer = processor.pop('tokenizer')
     steps = [
         dict(type='CLIPPreprocess', size=32),
-        dict(type='TokenizeConversation', tokenizer=tokenizer, num_image_features=16, **processor),
+        dict(
+            type='TokenizeConversation',
+            tokenizer=tokenizer,
+            num_image_features=TINY_IMAGE_FEATURES,
+            **processor,
+        ),
     ]
     for loader in LOADERS:
         old[loader].dataset.pipeline[-1:-1] = copy.deepcopy(steps)  # before PackLISAInputs
@@ -31,7 +45,7 @@ def _old_style(cfg: Config) -> Config:
 def test_removed_steps_move_into_the_processor(tiny_cfg):
     old = _old_style(tiny_cfg)
     assert migrate_removed_steps(old)
-    processor = dict(tiny_cfg.model.backbone.processor)
+    processor = _old_processor(tiny_cfg.model.backbone.processor)
     processor.pop('tokenizer')  # the backbone's (deprecated) tokenizer key stays the source
     assert old.model.backbone.processor == processor
     assert old.model.backbone.tokenizer == tiny_cfg.model.backbone.processor.tokenizer

@@ -194,7 +194,7 @@ def test_pipeline_packs_a_refcoco_sample(refer_root, tiny_cfg):
     steps = copy.deepcopy(tiny_cfg.test_dataloader.dataset.pipeline)
     packed = Compose(steps)(ds.get_data_info(0))
     assert packed['inputs']['sam_image'].shape == (3, 64, 64)
-    out = process_packed(tiny_processor(tiny_cfg, max_length=128 + 15), packed)
+    out = process_packed(tiny_processor(tiny_cfg, max_text_length=128), packed)
     assert out['data_sample'].gt_masks.shape == (3, 12, 16)  # one per turn
 
 

@@ -118,7 +118,7 @@ def test_pipeline_packs_a_multi_class_sample(ade_root, tiny_cfg):
     # the data preprocessor drops its mask too
     out = process_packed(tiny_processor(tiny_cfg), copy.deepcopy(packed))
     assert out['data_sample'].gt_masks.shape == (2, H, W)
-    out = process_packed(tiny_processor(tiny_cfg, max_length=128 + 15), packed)
+    out = process_packed(tiny_processor(tiny_cfg, max_text_length=128), packed)
     assert out['data_sample'].gt_masks.shape == (3, H, W)
     assert (out['labels'][0] != -100).sum() > 3  # three answers supervised
 

@@ -142,7 +142,7 @@ def test_pipeline_to_model_with_several_queries_per_image(tiny_cfg):
             results = step(results)
         items.append(results)
     cfg = tiny_cfg.model.to_dict()
-    cfg['backbone']['processor'].update(layout='per_query', max_length=128)
+    cfg['backbone']['processor'].update(layout='per_query', max_text_length=128 - 15)
     torch.manual_seed(0)
     model = MODELS.build(cfg)
     data = model.data_preprocessor(pseudo_collate(items), True)

@@ -136,6 +136,8 @@ def test_hard_cut_counts_image_features():
     p = processor(max_text_length=16, num_image_features=6)
     assert (p.cut_length, p.max_length) == (16, 21)
     assert torch.equal(p(IMAGE, [(QUESTION, ANSWER)])['input_ids'][0], out['input_ids'][0])
+    with pytest.raises(ValueError, match='max_length=21 and max_text_length=16; keep one'):
+        processor(max_length=21, max_text_length=16, num_image_features=6)
 
 
 def test_cut_seg_is_left_out_of_kept_masks():
@@ -294,7 +296,8 @@ def test_swapping_the_processor_changes_nothing_in_the_dataset_config(tiny_cfg):
     dataset_cfg['num_samples'] = 2
     items = [DATASETS.build(dataset_cfg)[i] for i in range(2)]
     rows = []
-    for processor_cfg in (dict(), dict(template='llava_v1', layout='per_query', max_length=None)):
+    no_cut = dict(max_length=None, max_text_length=None)
+    for processor_cfg in (dict(), dict(template='llava_v1', layout='per_query', **no_cut)):
         cfg = copy.deepcopy(tiny_cfg.model.to_dict())
         cfg['backbone']['processor'].update(processor_cfg)
         torch.manual_seed(0)

@@ -76,7 +76,7 @@ TINY_MODEL = osp.join(REPO, 'configs', '_base_', 'models', 'lisa_tiny.py')
 
 def test_random_llava_folder_trains_and_infers(tmp_path):
     """The GPU path on CPU: a random LLaVA folder loaded through `pretrained=` (4-bit while
-    loading), generated ReasonSeg data filling max_length, train steps + both predict modes."""
+    loading), generated ReasonSeg data filling the text, train steps + both predict modes."""
     config = tmp_path / 'recipe_tiny_sam.py'
     tiny = Config.fromfile(TINY_MODEL).model
     config.write_text(
@@ -84,7 +84,7 @@ def test_random_llava_folder_trains_and_infers(tmp_path):
         f'model = dict(sam_encoder=dict(_delete_=True, **{tiny.sam_encoder.to_dict()!r}),\n'
         f'             head=dict(_delete_=True, **{tiny.head.to_dict()!r}),\n'
         f'             neck=dict(out_channels={tiny.neck.out_channels}),\n'
-        '             backbone=dict(processor=dict(max_length=96 + 15)),  # 16 features\n'
+        '             backbone=dict(processor=dict(max_text_length=96)),\n'
         '             generation_cfg=dict(max_new_tokens=32))  # a random LLM never stops\n'
         'pipeline = [\n'
         "    dict(type='LoadImageFromFile'), dict(type='LoadReasonSegAnnotation'),\n"
@@ -112,7 +112,7 @@ def test_random_llava_folder_trains_and_infers(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert osp.isfile(tmp_path / 'llava' / 'config.json')
     numbers = json.loads(out.read_text())
-    assert numbers['train']['text_tokens'] == 96  # the generated query fills max_length
+    assert numbers['train']['text_tokens'] == 96  # the generated query fills the text
     assert numbers['train']['step_s'] > 0 and numbers['train']['peak_gib'] > 0
     assert numbers['inference']['generate_s'] > 0
     assert numbers['inference']['max_new_tokens'] == 32

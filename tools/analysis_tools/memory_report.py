@@ -24,7 +24,7 @@ Real sizes for real (a GPU for 7B/13B): without ``--meta``, ``--random-llava`` w
 LLaVA of that size to a local folder (``--random-dir``; built on the GPU when there is one),
 loads it through the config's normal path (``pretrained=`` + 4-bit quantization while
 loading), and runs ``--steps`` training steps and ``--infer`` inference samples on generated
-ReasonSeg-format data whose queries fill the text to the processor's ``max_length``::
+ReasonSeg-format data whose queries fill the text to the processor's length limit::
 
     python tools/analysis_tools/memory_report.py \
         configs/lisa/lisa_llava-1.5-7b-qlora_sam-vit-h_8xb2-accum10_reasonseg.py \
@@ -327,8 +327,8 @@ def synthetic_dataset(cfg: Config, model_cfg: dict, root: str, num: int) -> dict
     """The config's train dataset on ``num`` generated ReasonSeg-format samples.
 
     The samples are backbone-neutral (the model's processor tokenizes them); every query
-    has as many words as the backbone's ``processor.max_length``, so the tokenized text
-    reaches it.
+    has as many words as the backbone's ``processor.max_text_length`` (or
+    ``max_length``), so the tokenized text reaches the cut.
     """
     from lisakit.datasets.synthetic import write_reasonseg_folder
 
@@ -338,9 +338,10 @@ def synthetic_dataset(cfg: Config, model_cfg: dict, root: str, num: int) -> dict
         while 'pipeline' not in leaf:
             leaf = leaf['datasets'][-1]
         dataset = dict(type=dataset['type'], pipeline=leaf['pipeline'])
-    # the (random) backbone's processor renders the text: fill it to its max_length
-    max_length = (model_cfg['backbone'].get('processor') or {}).get('max_length') or 0
-    query = ' '.join(f'w{i}' for i in range(max(max_length, 1)))
+    # the (random) backbone's processor renders the text: fill it to its length limit
+    processor = model_cfg['backbone'].get('processor') or {}
+    limit = processor.get('max_text_length') or processor.get('max_length') or 0
+    query = ' '.join(f'w{i}' for i in range(max(limit, 1)))
     write_reasonseg_folder(root, 'train', num, query=query)
     if dataset['type'] != 'ReasonSegDataset':  # other sources' arguments do not apply
         dataset = dict(pipeline=dataset['pipeline'])

@@ -21,6 +21,8 @@ from lisakit.utils.constants import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, IMAGE_TOKEN
 
 from .base import PREPROCESSOR_CONFIG, BaseVLProcessor, Image, Turns, as_numpy_image
 
+#: LISA's ``model_max_length``: the default cut, in tokens after the image is expanded.
+LISA_MAX_LENGTH = 512
 #: CLIP image processor classes by backend (Pillow: transformers 4.31's arithmetic).
 CLIP_BACKENDS = {'pil': CLIPImageProcessorPil, 'torchvision': CLIPImageProcessor}
 
@@ -63,8 +65,9 @@ class LlavaProcessor(BaseVLProcessor):
             for no cut.
         max_text_length: The same cut counted with the image as one token (and
             ``<im_start>`` / ``<im_end>`` one each): LISA's 257 = 512 - 255. When set it
-            replaces ``max_length`` (which becomes ``max_text_length + num_image_features -
-            1``), so a config never adds the feature count by hand.
+            replaces the default ``max_length`` (which becomes ``max_text_length +
+            num_image_features - 1``), so a config never adds the feature count by hand;
+            another ``max_length`` with it raises.
         layout: ``'per_query'`` or ``'multi_turn'``.
         text_encoding: ``'lisa'`` (transformers 4.31 slow LLaMA tokenizer, LISA's label
             rule), ``'tokenizer'`` (the tokenizer's own encoding), or ``None``: ``'lisa'``
@@ -88,7 +91,7 @@ class LlavaProcessor(BaseVLProcessor):
         self,
         tokenizer: Union[str, dict, PreTrainedTokenizerBase],
         template: Union[str, dict] = 'llava_v1',
-        max_length: Optional[int] = 512,
+        max_length: Optional[int] = LISA_MAX_LENGTH,
         max_text_length: Optional[int] = None,
         layout: str = 'per_query',
         text_encoding: Optional[str] = None,
@@ -107,6 +110,12 @@ class LlavaProcessor(BaseVLProcessor):
         self._check_options(text_encoding, backend, num_image_features, image_size)
         super().__init__(tokenizer, seg_token, image_token, rej_token, layout, dialogue_query_types)
         if max_text_length is not None:
+            if max_length != LISA_MAX_LENGTH:
+                raise ValueError(
+                    f'model.backbone.processor sets max_length={max_length} and '
+                    f'max_text_length={max_text_length}; keep one (max_text_length=None to '
+                    'cut by max_length).'
+                )
             max_length = max_text_length + num_image_features - 1
         self.cut_length = None
         if max_length is not None:
