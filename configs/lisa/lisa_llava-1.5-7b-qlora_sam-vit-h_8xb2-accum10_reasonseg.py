@@ -27,8 +27,8 @@
 #   - the best checkpoint is kept by cIoU (lisakit's default) instead of gIoU.
 # Local paths only (nothing downloads): edit the three paths below in a copy of this file
 # (the llava-hf folder is the only model path: weights, tokenizer and CLIP settings), or
-# override `model.backbone.pretrained`, `model.sam_encoder.checkpoint`, `model.head.checkpoint`
-# and each loader's ReasonSeg `data_root` with --cfg-options. The text conventions (template,
+# override `model.backbone.pretrained`, `model.sam_encoder.checkpoint` (the SAM head's weights
+# too) and each loader's ReasonSeg `data_root` with --cfg-options. The text conventions (template,
 # max_length, layout) are the model base's `model.backbone.processor`.
 _base_ = [
     '../_base_/models/lisa_llava-1.5-7b-qlora_sam-vit-h.py',
@@ -45,7 +45,6 @@ model = dict(
     # the frozen ViT-H embeddings are cached on disk (bf16, 2 MiB per image, ~0.9 GB) and
     # the encoder runs once per image (docs/sam_cache.md). Drop the cache for large mixes.
     sam_encoder=dict(checkpoint=sam_checkpoint, cache=dict(dir='work_dirs/sam_cache')),
-    head=dict(checkpoint=sam_checkpoint),
 )
 pipeline = [
     dict(type='LoadImageFromFile'),

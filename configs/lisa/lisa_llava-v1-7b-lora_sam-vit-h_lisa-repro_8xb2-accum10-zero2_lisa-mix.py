@@ -48,8 +48,7 @@ model = dict(
         lora=dict(r=8, alpha=16, dropout=0.05, target_modules=['q_proj', 'v_proj']),
         gradient_checkpointing=True,
     ),
-    sam_encoder=dict(checkpoint=sam_checkpoint, images_per_forward=1),
-    head=dict(checkpoint=sam_checkpoint),
+    sam_encoder=dict(checkpoint=sam_checkpoint, images_per_forward=1),  # the head's too
 )
 
 # ---------------------------------------------------------------- runtime

@@ -6,7 +6,7 @@
 #    test split:  ... --cfg-options test_dataloader.dataset.split=test
 #    other paths: the converted folder also holds lisakit_config.py (this config with its
 #    absolute paths); or override model.backbone.pretrained (the llava/ folder, tokenizer
-#    included), model.sam_encoder.checkpoint, model.head.checkpoint and
+#    included), model.sam_encoder.checkpoint (the SAM head's weights too) and
 #    test_dataloader.dataset.data_root with --cfg-options.
 # Paper (LISA Table 1, not measured here): see docs/model_zoo.md. LISA's README warns that the
 # v1 models were trained on train+val, so val numbers are not held-out numbers.

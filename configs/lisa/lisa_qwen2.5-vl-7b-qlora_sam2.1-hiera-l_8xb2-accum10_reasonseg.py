@@ -3,8 +3,7 @@
 # hiera-l.py): frozen Hiera + FPN encoder (its embeddings cached on disk), trained SAM 2 mask
 # decoder. Local Hugging Face folders only, e.g.
 #   --cfg-options model.backbone.pretrained=/path/Qwen2.5-VL-7B-Instruct \
-#       model.sam_encoder.pretrained=/path/sam2.1-hiera-large \
-#       model.head.pretrained=/path/sam2.1-hiera-large
+#       model.sam_encoder.pretrained=/path/sam2.1-hiera-large  (the head's weights too)
 _base_ = ['./lisa_qwen2.5-vl-7b-qlora_sam-vit-h_8xb2-accum10_reasonseg.py']
 sam2_path = 'data/sam2.1-hiera-large'
 model = dict(
@@ -16,8 +15,7 @@ model = dict(
     ),
     head=dict(
         _delete_=True,
-        type='SAM2Head',
-        pretrained=sam2_path,
+        type='SAM2Head',  # its weights: sam_encoder.pretrained's (one SAM 2 path)
         loss_decode=[
             dict(type='MaskBCELoss', loss_weight=2.0),
             dict(type='DiceLoss', loss_weight=0.5),

@@ -34,7 +34,7 @@ query_weights = dict(_delete_=True, all_color=1.0, absent_color=1.0)
 reject_answers = None
 pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='SAMPreprocess', img_size=64),
+    dict(type='SAMPreprocess', img_size={{_base_.sam_input_size}}),  # the model's SAM size
     dict(type='PackLISAInputs'),
 ]
 train_dataloader = dict(

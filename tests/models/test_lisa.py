@@ -4,6 +4,7 @@ import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 
+from lisakit.models.segmentors.checks import head_with_encoder_weights
 from lisakit.registry import DATASETS, MODELS
 
 
@@ -196,6 +197,35 @@ def test_old_configs_mask_losses_move_into_the_head(tiny_model_cfg):
     tiny_model_cfg['head'] = dict(head, loss_decode=dict(type='DiceLoss'))
     with pytest.raises(ValueError, match='model.head.loss_decode only'):
         MODELS.build(tiny_model_cfg)
+
+
+def test_head_takes_the_sam_weights_of_the_encoder(tiny_model_cfg, tmp_path):
+    """One SAM path: with only ``sam_encoder.checkpoint`` set, the head loads from it too."""
+    torch.manual_seed(1)
+    encoder = MODELS.build(tiny_model_cfg['sam_encoder'])
+    head = MODELS.build(tiny_model_cfg['head'])
+    state = {f'image_encoder.{k}': v for k, v in encoder.encoder.state_dict().items()}
+    for part in ('prompt_encoder', 'mask_decoder'):
+        state.update({f'{part}.{k}': v for k, v in getattr(head, part).state_dict().items()})
+    path = str(tmp_path / 'sam_tiny.pth')
+    torch.save(state, path)
+    tiny_model_cfg['sam_encoder']['checkpoint'] = path
+    assert 'checkpoint' not in tiny_model_cfg['head']
+    torch.manual_seed(2)  # different random weights: only the file makes them equal
+    model = MODELS.build(tiny_model_cfg)
+    for name, value in model.head.state_dict().items():
+        if name.split('.')[0] in ('prompt_encoder', 'mask_decoder'):
+            assert torch.equal(value, state[name]), name
+    # an explicit head path wins; SAM 2 heads take the encoder's folder the same way
+    sam = dict(type='SAMImageEncoder', checkpoint=path)
+    assert head_with_encoder_weights(dict(type='SAMHead', checkpoint='a.pth'), sam) == dict(
+        type='SAMHead', checkpoint='a.pth'
+    )
+    sam2 = dict(type='SAM2ImageEncoder', pretrained='sam2/')
+    assert head_with_encoder_weights(dict(type='SAM2Head'), sam2)['pretrained'] == 'sam2/'
+    assert 'pretrained' not in head_with_encoder_weights(
+        dict(type='SAM2Head', sam2_config={}), sam2
+    )
 
 
 def test_head_loss_names_must_be_unique(tiny_model_cfg):

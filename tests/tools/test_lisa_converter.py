@@ -402,7 +402,9 @@ def test_eval_configs_use_lisas_v1_layout(model, data):
     assert backbone.processor == dict(template='llava_v1', max_length=512, layout='per_query')
     assert (backbone.projector_type, backbone.use_im_start_end) == ('linear', True)
     assert backbone.seg_token == '[SEG]' and backbone.vision_feature_layer == -2
-    assert cfg.model.sam_encoder.checkpoint == cfg.model.head.checkpoint == f'{folder}/sam.pth'
+    # one SAM path: the head takes the encoder's checkpoint
+    assert cfg.model.sam_encoder.checkpoint == f'{folder}/sam.pth'
+    assert 'checkpoint' not in cfg.model.head
     steps = [t['type'] for t in cfg.test_dataloader.dataset.pipeline]
     assert steps[0] == 'LoadImageFromFile' and steps[-2:] == ['SAMPreprocess', 'PackLISAInputs']
     assert cfg.test_dataloader.dataset.pipeline[-2].img_size == 1024

@@ -3,8 +3,8 @@
 # put the llava-hf folder (weights, tokenizer and CLIP preprocessor_config.json: one path)
 # and SAM's sam_vit_h_4b8939.pth under data/ or override, e.g.
 #   --cfg-options model.backbone.pretrained=/path/llava-1.5-7b-hf \
-#       model.sam_encoder.checkpoint=/path/sam_vit_h_4b8939.pth \
-#       model.head.checkpoint=/path/sam_vit_h_4b8939.pth
+#       model.sam_encoder.checkpoint=/path/sam_vit_h_4b8939.pth
+# (the head takes its prompt encoder and mask decoder from the same file).
 llava_path = 'data/llava-1.5-7b-hf'
 sam_checkpoint = 'data/sam_vit_h_4b8939.pth'
 model = dict(
@@ -47,8 +47,7 @@ model = dict(
     ),
     neck=dict(type='SegProjector', out_channels=256),
     head=dict(
-        type='SAMHead',
-        checkpoint=sam_checkpoint,
+        type='SAMHead',  # its weights: sam_encoder.checkpoint's (one SAM path)
         # the head owns the mask losses: LISA's 2.0 x BCE + 0.5 x Dice
         loss_decode=[
             dict(type='MaskBCELoss', loss_weight=2.0),

@@ -7,6 +7,5 @@ _base_ = ['./lisa_llava-v1-7b_sam-vit-h.py']
 lisa_dir = 'data/lisa/LISA-13B-llama2-v1'
 model = dict(
     backbone=dict(pretrained=lisa_dir + '/llava'),
-    sam_encoder=dict(checkpoint=lisa_dir + '/sam.pth'),
-    head=dict(checkpoint=lisa_dir + '/sam.pth'),
+    sam_encoder=dict(checkpoint=lisa_dir + '/sam.pth'),  # the head's weights too
 )

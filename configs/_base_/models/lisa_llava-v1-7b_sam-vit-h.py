@@ -38,8 +38,7 @@ model = dict(
     ),
     neck=dict(type='SegProjector', out_channels=256),
     head=dict(
-        type='SAMHead',
-        checkpoint=lisa_dir + '/sam.pth',
+        type='SAMHead',  # its weights: sam_encoder.checkpoint's (one SAM path)
         # the head owns the mask losses: LISA's 2.0 x BCE + 0.5 x Dice
         loss_decode=[
             dict(type='MaskBCELoss', loss_weight=2.0),

@@ -296,7 +296,8 @@ def converted_config(
     drop_deprecated_keys(backbone)  # (deprecated keys would override them)
     for key in CONVERTED_PROCESSOR_FACTS:
         (backbone.get('processor') or {}).pop(key, None)
-    cfg.model.sam_encoder.checkpoint = cfg.model.head.checkpoint = sam
+    cfg.model.sam_encoder.checkpoint = sam  # the SAM head's weights too
+    cfg.model.head.pop('checkpoint', None)
     # yapf formatting of the dumped text takes seconds; the plain text is valid Python too
     return Config(cfg.to_dict(), format_python_code=False)
 

@@ -16,6 +16,13 @@ REQUIRED_PARTS = dict(
     head="dict(type='SAMHead', embed_dim=256)",
 )
 
+#: The key of each head's SAM weights, and the keys that stand in for them (a random model).
+#: A head without its weights key takes the encoder's: one SAM path per config.
+SHARED_SAM_WEIGHTS = {
+    'SAMHead': ('checkpoint', ()),
+    'SAM2Head': ('pretrained', ('sam2_config',)),
+}
+
 #: Defaults filled in for one of the mask losses when an old config sets only the other.
 LEGACY_MASK_LOSSES = dict(
     loss_bce=dict(type='MaskBCELoss', loss_weight=2.0),
@@ -45,6 +52,26 @@ def head_with_legacy_losses(head: dict, **legacy: Optional[dict]) -> dict:
         dict(LEGACY_MASK_LOSSES[k] if v is None else v, loss_name=k) for k, v in legacy.items()
     ]
     return dict(head, loss_decode=losses)
+
+
+def head_with_encoder_weights(head: dict, sam_encoder: dict) -> dict:
+    """``head`` with the SAM weights of ``sam_encoder`` when it names none itself.
+
+    SAM's prompt encoder and mask decoder come from the same file (SAM) or folder (SAM 2)
+    as its image encoder, so a config writes the path once, in ``model.sam_encoder``
+    (``checkpoint`` / ``pretrained``); ``model.head.checkpoint`` / ``pretrained`` are set
+    only to take the head's weights from elsewhere.
+    """
+    head_type = head.get('type')
+    name = head_type if isinstance(head_type, str) else getattr(head_type, '__name__', None)
+    if name not in SHARED_SAM_WEIGHTS:
+        return head
+    key, alternatives = SHARED_SAM_WEIGHTS[name]
+    if any(head.get(k) is not None for k in (key, *alternatives)):
+        return head
+    if sam_encoder.get(key) is None:
+        return head
+    return dict(head, **{key: sam_encoder[key]})
 
 
 def require_parts(**parts: Optional[dict]) -> None:
