@@ -11,13 +11,13 @@
 # `python tools/train.py configs/lisa/lisa_tiny_shapes-multi-rej.py` (CPU).
 _base_ = ['./lisa_tiny_shapes-multi.py']
 
-clip_size = 64
-num_image_features = (clip_size // 8) ** 2  # patch 8 -> 64 visual tokens
+clip_size = 64  # patch 8 -> 64 visual tokens
 model = dict(
     backbone=dict(
         # the processor adds [REJ] to the vocabulary after <SEG> (the tiny LLM trains in
-        # full, [REJ]'s rows with it; trainable.embeddings='seg_rows' trains both tokens')
-        processor=dict(rej_token='[REJ]', max_length=64 + num_image_features - 1),
+        # full, [REJ]'s rows with it; trainable.embeddings='seg_rows' trains both tokens');
+        # the base's max_text_length=64 keeps the text room next to the 64 visual tokens
+        processor=dict(rej_token='[REJ]'),
         llava_config=dict(vision_config=dict(image_size=clip_size)),
     ),
 )

@@ -68,7 +68,7 @@ TINY_PROCESSOR = dict(
     type='LlavaProcessor',
     tokenizer=dict(type='WordTokenizer'),
     template='plain',
-    max_length=64 + 15,
+    max_text_length=64,
     layout='multi_turn',
     num_image_features=16,
     image_size=32,
