@@ -28,12 +28,19 @@ for _loader in ('train_dataloader', 'val_dataloader'):
 
 
 def train_in_process(
-    config: str, work_dir, epochs: int, resume: bool = False, backbone: Optional[dict] = None
+    config: str,
+    work_dir,
+    epochs: int,
+    resume: bool = False,
+    backbone: Optional[dict] = None,
+    lean: bool = True,
 ) -> None:
-    """Train ``config`` with :data:`SHORT` for ``epochs``; ``backbone`` updates its backbone."""
+    """Train ``config`` with :data:`SHORT` for ``epochs``; ``backbone`` updates its backbone.
+    ``lean=False`` keeps the config's own ``custom_hooks`` (full checkpoints)."""
     setup_runtime()
     cfg = Config.fromfile(config)
-    cfg.merge_from_dict({**SHORT, 'train_cfg.max_epochs': epochs})
+    options = {k: v for k, v in SHORT.items() if lean or k != 'custom_hooks'}
+    cfg.merge_from_dict({**options, 'train_cfg.max_epochs': epochs})
     cfg.model.backbone.update(copy.deepcopy(backbone or {}))
     tag = uuid.uuid4().hex[:8]  # mmengine keys loggers / visualizers by name
     cfg.update(work_dir=str(work_dir), launcher='none', resume=resume, experiment_name=tag)

@@ -8,10 +8,11 @@ import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import Runner
-from tool_runner import DEMO, REPO, SMALL, output, run_tool
+from tool_runner import DEMO, REPO, SMALL
 
 from lisakit.models.backbones.sam_cache import ENTRY_SUFFIX, image_key, module_fingerprint
 from lisakit.registry import DATASETS, MODELS
+from lisakit.utils.cli import run_cli
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
 import precompute_sam_cache  # noqa: E402
@@ -163,15 +164,19 @@ def _cache_opts(tmp_path):
     return [f'model.sam_encoder.cache.dir={tmp_path / "cache"}', *SMALL]
 
 
-def test_precompute_tool_fills_cache_then_forward_hits(tmp_path, monkeypatch):
+def test_precompute_tool_fills_cache_then_forward_hits(tmp_path, monkeypatch, capsys):
+    # the tool's entry point in this process (as its __main__ runs it; a subprocess would
+    # spend most of the time importing torch and transformers again)
     work_dir = str(tmp_path / 'wd')
     args = [DEMO, '--work-dir', work_dir, '--cfg-options', *_cache_opts(tmp_path)]
-    proc = run_tool('misc/precompute_sam_cache.py', *args)
-    assert proc.returncode == 0, output(proc)
-    assert '(train): 0 hits, 16 misses' in proc.stdout, output(proc)  # SMALL: 16 samples
-    assert len(_entries(tmp_path / 'cache')) == 16
-    # a new process building the model as tools/train.py does finds every image
     monkeypatch.setattr(sys, 'argv', ['precompute_sam_cache.py', *args])
+    status = run_cli(precompute_sam_cache.main)
+    stdout = capsys.readouterr().out
+    assert status == 0, stdout
+    assert '(train): 0 hits, 16 misses' in stdout, stdout  # SMALL: 16 samples
+    assert len(_entries(tmp_path / 'cache')) == 16
+    # a new model built as tools/train.py builds it (new encoder, weights fingerprinted
+    # again) finds every image on disk
     cfg = precompute_sam_cache.load_config(precompute_sam_cache.parse_args())
     runner = Runner.from_cfg(cfg)
     cache = precompute_sam_cache.precompute(runner, cfg.train_dataloader, dict(enabled=False))

@@ -164,7 +164,9 @@ def test_ddp_text_only_rank_and_mixed_rank_stay_in_sync(
         tiny_model_cfg,
         str(tmp_path),
     )
-    mp.spawn(_ddp_worker, args=args, nprocs=2, join=True)
+    # fork: the ranks inherit the imported torch / transformers / lisakit (spawn re-imports
+    # them in each rank, most of this test's time); each rank sets 1 thread first
+    mp.start_processes(_ddp_worker, args=args, nprocs=2, join=True, start_method='fork')
     ranks = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
     for r in ranks:
         assert all(v == v and abs(v) < float('inf') for v in r['losses'].values()), r

@@ -43,11 +43,10 @@ class LISA(BaseModel):
     """The LISA segmentor: orchestrates backbone -> neck -> head.
 
     Data flow (one batch): the data preprocessor runs the backbone's processor on the
-    neutral samples; the frozen SAM encoder embeds the SAM images (B, C, h, w);
-    the backbone (LLaVA) runs on the token ids and its vision inputs and returns the
-    LM logits and the hidden states that predict each ``<SEG>``; the neck projects them
-    to the head's prompt space, B x (n_i, C); the head decodes one mask per ``<SEG>``
-    at the original image size and owns the mask losses and predictions.
+    neutral samples; the frozen SAM encoder embeds the SAM images (B, C, h, w); the backbone
+    (LLaVA) returns the LM logits and the hidden states that predict each ``<SEG>``; the
+    neck projects them to the head's prompt space, B x (n_i, C); the head decodes one mask
+    per ``<SEG>`` at the original image size and owns the mask losses and predictions.
 
     Args:
         backbone: Config of the VLM (e.g. ``LlavaBackbone``).
@@ -61,9 +60,8 @@ class LISA(BaseModel):
             answer) or ``'generate'`` (greedy-decode the answer from the prompt; masks
             from the generated ``<SEG>`` tokens).
         generation_cfg: Keyword arguments of Hugging Face ``generate`` in generate mode.
-        reject_texts: Rejection answers in text: a generated answer holding one and no
-            ``<SEG>`` is a rejection (``pred_rejected``, no mask; see ``rejection.py``,
-            which also reads the backbone's rejection token ``[REJ]`` when it has one).
+        reject_texts: Generated answers holding one of these and no ``<SEG>`` reject
+            (``pred_rejected``, no mask), as the backbone's ``[REJ]``; see ``rejection.py``.
         data_preprocessor: Config of the data preprocessor.
         init_cfg: mmengine init config.
     """
@@ -109,9 +107,8 @@ class LISA(BaseModel):
         log_trainable(self, ('backbone', 'sam_encoder', 'neck', 'head'))
 
     def init_weights(self) -> None:
-        """Initialize the parts that mmengine owns; the backbone's weights come from
-        Hugging Face (a checkpoint or HF's own random init), and its quantized
-        (integer) parameters cannot go through mmengine's float statistics."""
+        """Initialize the parts mmengine owns; the backbone's weights come from Hugging Face
+        (its quantized parameters cannot go through mmengine's float statistics)."""
         for part in (self.sam_encoder, self.neck, self.head):
             if hasattr(part, 'init_weights'):
                 part.init_weights()
@@ -120,24 +117,20 @@ class LISA(BaseModel):
         self, inputs: dict, data_samples: Optional[SampleList] = None, mode: str = 'tensor'
     ):
         """mmengine entry point: ``mode`` is ``'loss'``, ``'predict'`` or ``'tensor'``."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise ValueError(f'Invalid mode {mode!r}; expected "loss", "predict" or "tensor".')
+        modes = dict(loss=self.loss, predict=self.predict, tensor=self._forward)
+        if mode not in modes:
+            raise ValueError(f'Invalid mode {mode!r}; expected "loss", "predict" or "tensor".')
+        return modes[mode](inputs, data_samples)
 
     def extract_feat(self, inputs: dict) -> tuple[dict, Any, list[torch.Tensor]]:
         """SAM encoder + backbone + neck: LM outputs, image features (e.g. (B, C, h, w)) and
         the head's prompts B x (n_i, C).
 
-        LISA's layout: the B samples (images) hold N >= B one-turn sequences
-        (``inputs['seq_to_sample']``, see ``grouping.py``). The frozen SAM encoder runs
-        once per image, first (as in LISA: its large transient activations are freed
-        before the LLM's are allocated); the backbone runs on the N sequences, each with
-        its image's vision inputs (``inputs['vision']``); a sample's prompts are its
-        sequences' ``<SEG>`` states, in sequence order.
+        The B samples (images) hold N >= B one-turn sequences (``inputs['seq_to_sample']``,
+        see ``grouping.py``). The frozen SAM encoder runs once per image, first (as in LISA:
+        its transient activations are freed before the LLM's); the backbone runs on the N
+        sequences with their images' vision inputs; a sample's prompts are its sequences'
+        ``<SEG>`` states, in order.
         """
         num_samples = inputs['sam_images'].shape[0]
         seq_to_sample = sequence_samples(inputs, num_samples)  # (N,)
@@ -197,11 +190,10 @@ class LISA(BaseModel):
         """Predict masks in ``self.predict_mode``.
 
         Teacher-forced (LISA's validation): masks from the given answer; the head fills
-        ``pred_masks`` (n_i, H, W) bool, ``pred_iou_scores`` (n_i,) and, where targets
-        exist, its per-sample mask ``losses``, to which ``loss_ce`` is added. A sample of
-        several sequences gets the mean of its sequences' CE (each a token mean); the
-        training ``loss_ce`` is the token mean over all sequences, as LISA's. Generate:
-        see :meth:`predict_generate`.
+        ``pred_masks`` (n_i, H, W) bool, ``pred_iou_scores`` (n_i,) and, with targets, its
+        per-sample ``losses``, plus ``loss_ce``: the mean of the sample's sequences' CE (each
+        a token mean; training's is the token mean over all sequences, as LISA's). With a
+        rejection token, ``pred_rejected``. Generate: see :meth:`predict_generate`.
         """
         if self.predict_mode == 'generate':
             return self.predict_generate(inputs, data_samples)
@@ -221,37 +213,36 @@ class LISA(BaseModel):
     ) -> SampleList:
         """Generate every sequence's answer from its prompt; one mask per generated ``<SEG>``.
 
-        The prompt is the sequence up to its first supervised label (the answer is cut
-        off); the N prompts are generated as one left-padded batch, and the ``<SEG>``
-        states come from ``generate`` itself. A sample's masks are those of its
-        sequences, concatenated in order, and its ``pred_text`` their answers joined by
-        newlines. Fills ``pred_text``, ``num_generated_seg``, ``pred_masks`` and
-        ``pred_iou_scores``; with targets, missing masks count as empty predictions and
-        extra ones are dropped (per sequence when the given answers hold one ``<SEG>``
-        per target, else per sample), so the metric compares one prediction per target.
+        The prompt is the sequence up to its first supervised label; the N prompts are
+        generated as one left-padded batch, whose ``<SEG>`` states come from ``generate``.
+        A sample's masks are its sequences', in order, and its ``pred_text`` their answers
+        joined by newlines. Fills ``pred_text``, ``num_generated_seg``, ``pred_masks``,
+        ``pred_iou_scores`` and, with a rejection token or texts, ``pred_rejected``. With
+        targets, missing masks count as empty predictions and extra ones are dropped (per
+        sequence when the given answers hold one ``<SEG>`` per target, else per sample).
         ``generation_cfg`` updates ``self.generation_cfg`` for this call.
         """
         generation_cfg = dict(self.generation_cfg, **(generation_cfg or {}))
         num_samples = inputs['sam_images'].shape[0]
         seq_to_sample = sequence_samples(inputs, num_samples)  # (N,)
+        tokenizer, seg_id = self.backbone.tokenizer, self.backbone.seg_token_id
         ids, mask = left_padded_prompts(
-            inputs['input_ids'],
-            inputs['labels'],
-            self.backbone.tokenizer.pad_token_id,
-            self.loss_ce.ignore_index,
+            inputs['input_ids'], inputs['labels'], tokenizer.pad_token_id, self.loss_ce.ignore_index
         )  # (N, P)
         out = self.backbone.generate(ids, mask, inputs['vision'], **generation_cfg)
-        texts = self.backbone.tokenizer.batch_decode(out['new_tokens'], skip_special_tokens=True)
+        texts = tokenizer.batch_decode(out['new_tokens'], skip_special_tokens=True)  # N
         seq_k = [len(e) for e in out['seg_embeds']]  # N: generated <SEG> per sequence
         counts = sample_counts(torch.tensor(seq_k), seq_to_sample.cpu(), num_samples)
         prompts = self._project(torch.cat(out['seg_embeds'])).split(counts)  # B x (n_i, C)
         image_embeddings = self.sam_encoder(inputs['sam_images'])  # (B, C, h, w)
         masks, ious = self.head.predict_masks(image_embeddings, prompts, data_samples)
-        given = (inputs['input_ids'] == self.backbone.seg_token_id).sum(dim=1).tolist()  # N
+        given = (inputs['input_ids'] == seg_id).sum(dim=1).tolist()  # N
         preds = [((m > MASK_LOGIT_THRESHOLD).cpu(), s.float().cpu()) for m, s in zip(masks, ious)]
-        fill_generated(data_samples, preds, texts, seq_k, given, seq_to_sample.tolist())
-        ids = (self.backbone.seg_token_id, self.rej_token_id)
-        reject_generated(data_samples, out, texts, seq_to_sample.tolist(), *ids, self.reject_texts)
+        samples = seq_to_sample.tolist()  # N
+        fill_generated(data_samples, preds, texts, seq_k, given, samples)
+        reject_generated(
+            data_samples, out, texts, samples, seg_id, self.rej_token_id, self.reject_texts
+        )
         return data_samples
 
     def _project(self, seg_embeds: torch.Tensor) -> torch.Tensor:
