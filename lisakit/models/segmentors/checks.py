@@ -74,6 +74,15 @@ def head_with_encoder_weights(head: dict, sam_encoder: dict) -> dict:
     return dict(head, **{key: sam_encoder[key]})
 
 
+def head_config(head: dict, sam_encoder: dict, **legacy_losses: Optional[dict]) -> dict:
+    """The head's config as built: the encoder's SAM weights when it names none
+    (:func:`head_with_encoder_weights`) and older configs' mask losses moved into
+    ``loss_decode`` (:func:`head_with_legacy_losses`)."""
+    return head_with_legacy_losses(
+        head_with_encoder_weights(dict(head), sam_encoder), **legacy_losses
+    )
+
+
 def require_parts(**parts: Optional[dict]) -> None:
     """Raise ValueError naming the first missing part config and an example of it."""
     for name, cfg in parts.items():

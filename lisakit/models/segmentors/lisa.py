@@ -11,13 +11,7 @@ from lisakit.registry import MODELS
 from lisakit.structures import ReasonSegDataSample
 from lisakit.utils.constants import MASK_LOGIT_THRESHOLD
 
-from .checks import (
-    check_dims,
-    head_with_encoder_weights,
-    head_with_legacy_losses,
-    log_trainable,
-    require_parts,
-)
+from .checks import check_dims, head_config, log_trainable, require_parts
 from .grouping import (
     fill_generated,
     fill_rows,
@@ -98,9 +92,8 @@ class LISA(BaseModel):
         neck = dict(neck)
         neck.setdefault('in_channels', self.backbone.hidden_size)
         self.neck = MODELS.build(neck)
-        head = head_with_encoder_weights(dict(head), sam_encoder)  # one SAM path
         self.head = MODELS.build(
-            head_with_legacy_losses(head, loss_bce=loss_bce, loss_dice=loss_dice)
+            head_config(head, sam_encoder, loss_bce=loss_bce, loss_dice=loss_dice)
         )
         self.loss_ce = MODELS.build(loss_ce)
         check_dims(self.backbone, self.sam_encoder, self.neck, self.head)
