@@ -31,6 +31,7 @@ from typing import Optional, Union
 
 import torch
 from mmengine.model import BaseModule
+from torch import nn
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from lisakit.registry import MODELS
@@ -95,6 +96,17 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         init_cfg: mmengine init config.
     """
 
+    #: The Hugging Face config and model classes, the processor class (its name is the
+    #: default ``processor.type``), the module-name prefixes kept unquantized and the
+    #: paths of the vision tower and of the projector modules: what a Qwen-family
+    #: subclass (e.g. :class:`~.qwen3_vl.Qwen3VLBackbone`) changes.
+    hf_config_cls = Qwen2_5_VLConfig
+    hf_model_cls = Qwen2_5_VLForConditionalGeneration
+    processor_cls = Qwen2_5_VLProcessor
+    skip_modules = QWEN_SKIP_MODULES
+    vision_tower_path = 'model.visual'
+    projector_paths = ('model.visual.merger',)
+
     def __init__(
         self,
         processor: Optional[dict] = None,
@@ -113,8 +125,8 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         super().__init__(init_cfg=init_cfg)
         if (pretrained is None) == (qwen_config is None):
             raise ValueError(
-                'Qwen2_5_VLBackbone needs exactly one of `pretrained` (a local HF folder) '
-                'or `qwen_config` (a dict for transformers.Qwen2_5_VLConfig); got '
+                f'{type(self).__name__} needs exactly one of `pretrained` (a local HF folder) '
+                f'or `qwen_config` (a dict for transformers.{self.hf_config_cls.__name__}); got '
                 f'pretrained={pretrained!r}, qwen_config={"set" if qwen_config else None}.'
             )
         self.trainable = build_trainable(trainable, lora, quantization)
@@ -124,7 +136,7 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         self.image_token_id = self.processor.image_token_id
         bnb = None
         if quantization is not None:
-            bnb = build_bnb_config({'skip_modules': QWEN_SKIP_MODULES, **quantization})
+            bnb = build_bnb_config({'skip_modules': self.skip_modules, **quantization})
         model = self._build_hf_model(
             pretrained, qwen_config, resolve_dtype(torch_dtype, 'model.backbone.torch_dtype'), bnb
         )
@@ -142,15 +154,16 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         hf = self.hf_model
         apply_trainable(
             self.trainable,
-            vision_tower=hf.model.visual,
-            projector=hf.model.visual.merger,
+            vision_tower=hf.get_submodule(self.vision_tower_path),
+            projector=nn.ModuleList([hf.get_submodule(p) for p in self.projector_paths]),
             language_model=[hf.model.language_model, hf.lm_head],
             embeddings=[hf.get_input_embeddings(), hf.get_output_embeddings()],
         )
 
     # ------------------------------------------------------------------ build
-    @staticmethod
+    @classmethod
     def _build_processor(
+        cls,
         processor: Optional[dict],
         tokenizer: Union[str, dict, None],
         pretrained: Optional[str],
@@ -159,10 +172,10 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         """The processor from its config, with the backbone's facts filled in: the
         ``pretrained`` folder (its ``preprocessor_config.json``) or the random model's
         vision config (patch, temporal patch and merge sizes)."""
-        cfg = processor_config(processor, Qwen2_5_VLProcessor.__name__, tokenizer, pretrained)
+        cfg = processor_config(processor, cls.processor_cls.__name__, tokenizer, pretrained)
         if pretrained is not None:
             return build_processor(fill_facts(cfg, pretrained=pretrained))
-        vision = Qwen2_5_VLConfig(vision_config=qwen_config.get('vision_config')).vision_config
+        vision = cls.hf_config_cls(vision_config=qwen_config.get('vision_config')).vision_config
         facts = {k: getattr(vision, k) for k in VISION_KEYS}
         return build_processor(fill_facts(cfg, vision_config=facts))
 
@@ -188,7 +201,7 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
     ) -> Qwen2_5_VLForConditionalGeneration:
         """Load (or randomly build) the model, resized to the tokenizer, quantized if asked."""
         if pretrained is not None:
-            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            model = self.hf_model_cls.from_pretrained(
                 pretrained, dtype=dtype, quantization_config=bnb, local_files_only=True
             )
             # Qwen pads its vocabulary (152,064 rows for 151,665 tokens): <SEG> takes a
@@ -203,8 +216,8 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         for key in ('pad_token_id', 'bos_token_id'):
             text_cfg.setdefault(key, getattr(self.tokenizer, key))
         text_cfg.setdefault('eos_token_id', self.processor.eos_token_id)
-        config = Qwen2_5_VLConfig(text_config=text_cfg, **self._token_ids(), **cfg)
-        model = Qwen2_5_VLForConditionalGeneration(config).to(dtype)
+        config = self.hf_config_cls(text_config=text_cfg, **self._token_ids(), **cfg)
+        model = self.hf_model_cls(config).to(dtype)
         return model if bnb is None else quantize_random_model(model, bnb, dtype)
 
     # ---------------------------------------------------------------- export
@@ -239,8 +252,8 @@ class Qwen2_5_VLBackbone(BaseModule):  # noqa: N801 (the model family's name)
         missing = {'pixel_values', 'image_grid_thw'} - set(vision)
         if missing:
             raise KeyError(
-                f'Qwen2_5_VLBackbone: vision inputs lack {sorted(missing)}; they come from '
-                'Qwen2_5_VLProcessor.collate_vision (set model.backbone.processor).'
+                f'{type(self).__name__}: vision inputs lack {sorted(missing)}; they come from '
+                f'{self.processor_cls.__name__}.collate_vision (set model.backbone.processor).'
             )
         return dict(
             pixel_values=vision['pixel_values'].to(self.hf_model.dtype),
