@@ -1,4 +1,5 @@
-"""Export / merge a trained tiny Qwen2.5-VL LISA like the LLaVA one (apis/export.py)."""
+"""Export / merge a trained tiny Qwen2.5-VL LISA like the LLaVA one (apis/export.py); the
+merged export of the tiny Qwen3-VL (its own HF class and image processor settings) too."""
 
 import copy
 import os.path as osp
@@ -17,6 +18,7 @@ from lisakit.apis.inference import _build
 from lisakit.registry import DATASETS
 
 QWEN_DEMO = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qwen_shapes.py')
+QWEN3_DEMO = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qwen3_shapes.py')
 LORA = dict(
     trainable=dict(language_model='lora', embeddings='seg_rows'),
     lora=dict(_delete_=True, r=4, alpha=8, dropout=0.0),
@@ -30,10 +32,10 @@ def _batch(cfg, split, n=4):
     return pseudo_collate([dataset[i] for i in range(n)])
 
 
-def _trained(quantization):
+def _trained(quantization, demo=QWEN_DEMO):
     """The tiny Qwen LISA with LoRA + <SEG> rows (4-bit or not), after 2 steps."""
     init_default_scope('lisakit')
-    cfg = Config.fromfile(QWEN_DEMO)
+    cfg = Config.fromfile(demo)
     backbone = dict(copy.deepcopy(LORA), quantization=quantization)
     cfg.merge_from_dict(dict(model=dict(backbone=backbone)))
     model = _build(cfg)
@@ -49,9 +51,13 @@ def _logits(model, cfg):
         return model(**data, mode='tensor')
 
 
-@pytest.mark.parametrize('merge', [False, True])
-def test_export_round_trip(merge, tmp_path):
-    model, cfg = _trained(None if merge else NF4)
+@pytest.mark.parametrize(
+    'merge, demo',
+    [(False, QWEN_DEMO), (True, QWEN_DEMO), (True, QWEN3_DEMO)],
+    ids=['adapter', 'merged', 'merged-qwen3'],
+)
+def test_export_round_trip(merge, demo, tmp_path):
+    model, cfg = _trained(None if merge else NF4, demo)
     expected = _logits(model, cfg)
     out = tmp_path / 'export'
     if merge:
