@@ -1,5 +1,6 @@
 """Export / merge a trained tiny Qwen2.5-VL LISA like the LLaVA one (apis/export.py); the
-merged export of the tiny Qwen3-VL (its own HF class and image processor settings) too."""
+merged exports of the tiny Qwen3-VL (its own HF class and image processor settings) and of the
+tiny LLaVA + SAM 2 LISA (the other mask head) too."""
 
 import copy
 import os.path as osp
@@ -19,6 +20,7 @@ from lisakit.registry import DATASETS
 
 QWEN_DEMO = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qwen_shapes.py')
 QWEN3_DEMO = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny-qwen3_shapes.py')
+SAM2_DEMO = osp.join(REPO, 'configs', 'lisa', 'lisa_tiny_sam2_shapes.py')
 LORA = dict(
     trainable=dict(language_model='lora', embeddings='seg_rows'),
     lora=dict(_delete_=True, r=4, alpha=8, dropout=0.0),
@@ -53,8 +55,8 @@ def _logits(model, cfg):
 
 @pytest.mark.parametrize(
     'merge, demo',
-    [(False, QWEN_DEMO), (True, QWEN_DEMO), (True, QWEN3_DEMO)],
-    ids=['adapter', 'merged', 'merged-qwen3'],
+    [(False, QWEN_DEMO), (True, QWEN_DEMO), (True, QWEN3_DEMO), (True, SAM2_DEMO)],
+    ids=['adapter', 'merged', 'merged-qwen3', 'merged-llava-sam2'],
 )
 def test_export_round_trip(merge, demo, tmp_path):
     model, cfg = _trained(None if merge else NF4, demo)
@@ -62,8 +64,9 @@ def test_export_round_trip(merge, demo, tmp_path):
     out = tmp_path / 'export'
     if merge:
         export_merged(model, cfg, str(out))
-        assert (out / 'qwen' / 'config.json').is_file() and not (out / 'adapter').exists()
-        assert (out / 'qwen' / 'preprocessor_config.json').is_file()
+        hf_dir = out / getattr(model.backbone, 'hf_attr', 'llava')
+        assert (hf_dir / 'config.json').is_file() and not (out / 'adapter').exists()
+        assert demo == SAM2_DEMO or (hf_dir / 'preprocessor_config.json').is_file()
     else:
         export_model(model, cfg, str(out))
         assert (out / 'adapter' / 'adapter_model.safetensors').is_file()
